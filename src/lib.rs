@@ -1,0 +1,81 @@
+//! # stopwire
+//!
+//! Go's `context` for places Go cannot go: a tree of contexts where canceling a node stops its
+//! whole subtree, where deadlines and request-scoped values flow down, and where work checks a
+//! signal and bails out — on a fixed-capacity arena with atomic flags: no heap, no threads
+//! required, safe from interrupt handlers, the same code on a Cortex-M0 and on a desktop, with a C
+//! API for firmware and foreign code.
+//!
+//! ```
+//! use stopwire::{Arena, Error};
+//!
+//! static ARENA: Arena<64> = Arena::new();
+//!
+//! // A worker that listens: it checks its context between units of work.
+//! fn worker(ctx: stopwire::Ctx<'_>) -> Error {
+//!     loop {
+//!         if let Err(why) = ctx.err() {
+//!             return why;
+//!         }
+//!         // ... one unit of work ...
+//!         # break Error::Canceled;
+//!     }
+//! }
+//!
+//! let ctx = ARENA.background().with_cancel()?; // Go: ctx, cancel := WithCancel(Background())
+//! ctx.cancel();                                  // Go: cancel()
+//! assert_eq!(worker(*ctx), Error::Canceled);
+//! // Dropping `ctx` releases its slot: Go's `defer cancel()`, made automatic.
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! ## Main types
+//!
+//! - [`Arena`]: `N` slots, `const`-constructible as a `static`; [`ArenaView`] is the same arena
+//!   with the capacity erased and carries every operation on raw [`Handle`]s (the engine).
+//! - [`Ctx`]: a `Copy` view of a context to pass down call chains; [`OwnedCtx`]: the owner,
+//!   which cancels, and releases on drop; [`AfterFunc`]: a callback registration.
+//! - [`Error`]: why a context is done, or why a call was refused.
+//! - [`Clock`]: the tick source ([`StdClock`], [`ManualClock`], [`FnClock`], [`NoClock`]).
+//!
+//! ## Features
+//!
+//! - `std` (default): [`StdClock`] as the default clock, and a per-arena spin lock instead of a
+//!   critical section. Without it the crate is `#![no_std]` with no allocator, and the firmware
+//!   provides a `critical-section` implementation.
+//!
+//! ## Where the design is written
+//!
+//! The concurrency design sits at the top of the module that relies on it: the invariants and
+//! critical sections in `arena`, the state word in `slot`, the lock in `lock`, the cancel walk
+//! and reclamation in `tree`, the lock-free checks in `query`, deadlines in `deadline`, callbacks
+//! in `callback`. The behaviour contract is `SPEC.md`; tests in `tests/` are named by its rule ids.
+#![no_std]
+#![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod arena;
+mod callback;
+mod clock;
+mod context;
+mod deadline;
+mod error;
+mod handle;
+mod lock;
+mod query;
+mod slot;
+mod sync;
+mod tree;
+
+pub use arena::{Arena, ArenaInner, ArenaView, Stats};
+pub use callback::Callback;
+#[cfg(feature = "std")]
+pub use clock::StdClock;
+pub use clock::{Clock, FnClock, ManualClock, NoClock};
+pub use context::{AfterFunc, Ctx, OwnedCtx};
+pub use error::Error;
+pub use handle::Handle;
+pub use slot::Slot;

@@ -1,0 +1,151 @@
+//! A Miri-sized subset of the rule tests: small arenas, every kind of node, every path through
+//! the unsafe code (callback calls) and the lock-free reads. `cargo xtask test` runs it under
+//! Miri with `-Zmiri-strict-provenance`; it also runs as an ordinary test.
+
+use core::num::{NonZeroU32, NonZeroUsize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use stopwire::{Arena, Callback, Error, Handle, ManualClock};
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap()
+}
+
+fn key(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap()
+}
+
+#[test]
+fn miri_c2_c5_cancel_reaches_every_descendant_and_slots_return() {
+    static CLOCK: ManualClock = ManualClock::new(0);
+    let arena: Arena<16> = Arena::with_clock(&CLOCK);
+    let root = arena.background().with_cancel().unwrap();
+    let a = root.with_cancel().unwrap();
+    let b = a.with_value(key(1), 10).unwrap();
+    let c = b.with_deadline(1_000).unwrap();
+    let d = root.with_cancel().unwrap();
+    assert!(!c.is_done());
+    assert!(root.cancel());
+    for x in [&root, &a, &b, &c, &d] {
+        assert_eq!(x.err(), Err(Error::Canceled));
+    }
+    assert_eq!(c.value(key(1)), Ok(Some(10)));
+    drop((root, a, b, c, d));
+    assert_eq!(arena.stats().in_use, 0);
+}
+
+#[test]
+fn miri_a5_released_ancestors_serve_values_until_the_leaf_goes() {
+    let arena: Arena<8> = Arena::new();
+    let v = arena.background().with_value(key(7), 70).unwrap();
+    let leaf = v.with_cancel().unwrap();
+    let leaf_view = *leaf;
+    drop(v);
+    assert_eq!(arena.stats().in_use, 2);
+    assert_eq!(leaf_view.value(key(7)), Ok(Some(70)));
+    assert_eq!(leaf_view.err(), Err(Error::Canceled));
+    drop(leaf);
+    assert_eq!(arena.stats().in_use, 0);
+    assert_eq!(leaf_view.err(), Err(Error::Stale));
+}
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+fn count(n: usize) {
+    CALLS.fetch_add(n, Ordering::SeqCst);
+}
+
+#[test]
+fn miri_f1_f4_callbacks_run_once_or_are_stopped() {
+    let arena: Arena<8> = Arena::new();
+    let ctx = arena.background().with_cancel().unwrap();
+    let runs = ctx.after_func(count, 1).unwrap();
+    let stopped = ctx.after_func(count, 100).unwrap();
+    assert!(stopped.stop());
+    assert!(!stopped.stop());
+    let before = CALLS.load(Ordering::SeqCst);
+    ctx.cancel();
+    assert_eq!(CALLS.load(Ordering::SeqCst) - before, 1);
+    assert!(!runs.stop());
+    // F2: already done, runs at once, needs no slot.
+    let now = ctx.after_func(count, 10).unwrap();
+    assert_eq!(CALLS.load(Ordering::SeqCst) - before, 11);
+    assert!(!now.stop());
+    drop((runs, stopped, now, ctx));
+    assert_eq!(arena.stats().in_use, 0);
+}
+
+extern "C" fn c_callback(data: *mut core::ffi::c_void) {
+    // SAFETY: the test passes a pointer to a live AtomicUsize.
+    let counter = unsafe { &*(data as *const AtomicUsize) };
+    counter.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn miri_f3_c_callback_gets_its_userdata_back() {
+    let arena: Arena<4> = Arena::new();
+    let counter = AtomicUsize::new(0);
+    let ctx = arena.background().with_cancel().unwrap();
+    // SAFETY: `counter` outlives the registration; c_callback only reads through the pointer.
+    let cb = unsafe { Callback::from_c(c_callback, &counter as *const _ as *mut _) };
+    let stop = arena.after_func(ctx.handle(), cb).unwrap();
+    ctx.cancel();
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+    assert!(!arena.stop(stop));
+}
+
+#[test]
+fn miri_d4_t5_deadline_expires_by_check_and_by_driver() {
+    static CLOCK: ManualClock = ManualClock::new(0);
+    let arena: Arena<8> = Arena::with_clock(&CLOCK);
+    let early = arena.background().with_deadline_cause(10, nz(5)).unwrap();
+    let child = early.with_cancel().unwrap();
+    let late = arena.background().with_deadline(20).unwrap();
+    CLOCK.set(10);
+    assert_eq!(child.err(), Err(Error::DeadlineExceeded));
+    assert_eq!(child.cause(), Ok(Some(nz(5))));
+    assert_eq!(arena.expire(10), 1);
+    assert_eq!(early.cause(), Ok(Some(nz(5))));
+    assert!(!late.is_done());
+    assert_eq!(arena.expire(100), 1);
+    assert_eq!(late.err(), Err(Error::DeadlineExceeded));
+    assert_eq!(arena.expire(100), 0);
+}
+
+#[test]
+fn miri_a2_forged_and_stale_handles_touch_nothing() {
+    let arena: Arena<4> = Arena::new();
+    let live = arena.background().with_cancel().unwrap();
+    let raw = live.handle().to_raw();
+    for forged in [
+        0u64,
+        1,
+        raw ^ (1 << 32),
+        raw + 1,
+        u64::MAX,
+        raw | 0xFFFF_FFFF,
+    ] {
+        let h = Handle::from_raw(forged);
+        if h == live.handle() || h.is_root() {
+            continue;
+        }
+        assert!(arena.is_done(h));
+        assert_eq!(arena.cancel(h, 0), Err(Error::Stale));
+        assert_eq!(arena.release(h), Err(Error::Stale));
+        assert!(!arena.stop(h));
+    }
+    assert!(!live.is_done());
+    assert_eq!(arena.cancel(Handle::BACKGROUND, 0), Err(Error::Root));
+    assert_eq!(arena.release(Handle::TODO), Err(Error::Root));
+}
+
+#[test]
+fn miri_a3_full_arena_refuses_and_recovers() {
+    let arena: Arena<2> = Arena::new();
+    let a = arena.background().with_cancel().unwrap();
+    let b = arena.background().with_cancel().unwrap();
+    assert_eq!(arena.background().with_cancel().err(), Some(Error::Full));
+    assert_eq!(arena.stats().full_count, 1);
+    drop(a);
+    let c = arena.background().with_cancel().unwrap();
+    assert!(!b.is_done() && !c.is_done());
+}

@@ -1,0 +1,136 @@
+//! The project's task runner: `cargo xtask <task>` (a cargo alias in `.cargo/config.toml`).
+//!
+//! | task | what it does |
+//! |---|---|
+//! | `test` | every test the project has, after installing what it needs (the README's test command) |
+//! | `check` | formatting, clippy and the cross builds only |
+
+mod util;
+
+use std::process::ExitCode;
+
+use util::{cmd, ensure_nightly, ensure_targets, run, Counts, Result};
+
+/// Targets the core must build for (SPEC T1, EMBEDDED.md).
+pub(crate) const MCU_TARGETS: [&str; 3] = [
+    "thumbv6m-none-eabi",
+    "thumbv7m-none-eabi",
+    "riscv32imc-unknown-none-elf",
+];
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  test    install what is needed, then run every test (formatting, clippy, unit, rule,
+          stress, doc, no_std cross builds, Miri, loom)
+  check   formatting, clippy and the no_std cross builds only";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("check") => check().map(|_| Counts::default()),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(c) => {
+            println!("\nstopwire: {} passed, {} failed", c.passed, c.failed);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("\nxtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Formatting, lints and cross builds.
+fn check() -> Result {
+    ensure_targets(&MCU_TARGETS)?;
+    run(cmd("cargo", &["fmt", "--all", "--", "--check"]))?;
+    run(cmd(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ))?;
+    run(cmd(
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "stopwire",
+            "--no-default-features",
+            "--lib",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ))?;
+    for t in MCU_TARGETS {
+        run(cmd(
+            "cargo",
+            &[
+                "build",
+                "-p",
+                "stopwire",
+                "--no-default-features",
+                "--release",
+                "--target",
+                t,
+            ],
+        ))?;
+    }
+    Ok(())
+}
+
+/// Every test, in the order a failure is cheapest to find.
+fn test() -> Result<Counts> {
+    ensure_nightly(&["miri", "rust-src"])?;
+    check()?;
+    let mut counts = Counts::default();
+    // Host tests with the default features (spin lock, std clock), then without `std` (the
+    // critical-section lock of the microcontroller builds, on the host's std implementation).
+    counts.add(run(cmd("cargo", &["test", "--workspace"]))?);
+    counts.add(run(cmd(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "stopwire",
+            "--no-default-features",
+            "--tests",
+            "--lib",
+        ],
+    ))?);
+    // Miri over the unit tests and the Miri-sized subset of the rule tests.
+    let mut miri = cmd(
+        "cargo",
+        &[
+            "+nightly", "miri", "test", "-p", "stopwire", "--lib", "--test", "miri",
+        ],
+    );
+    miri.env("MIRIFLAGS", "-Zmiri-strict-provenance");
+    counts.add(run(miri)?);
+    // loom models of every race of the design.
+    let mut loom = cmd(
+        "cargo",
+        &["test", "-p", "stopwire", "--release", "--test", "loom"],
+    );
+    loom.env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", util::root().join("target/loom"))
+        .env("LOOM_MAX_PREEMPTIONS", "2");
+    counts.add(run(loom)?);
+    if counts.failed > 0 {
+        return Err(format!("{} tests failed", counts.failed));
+    }
+    Ok(counts)
+}
