@@ -54,15 +54,18 @@
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 mod arena;
+mod audit;
 mod callback;
 mod clock;
 mod context;
 mod deadline;
 mod error;
+#[cfg(all(feature = "embassy", not(loom)))]
+mod future;
 mod handle;
 mod lock;
 mod query;
@@ -71,11 +74,14 @@ mod sync;
 mod tree;
 
 pub use arena::{Arena, ArenaInner, ArenaView, Stats};
+pub use audit::AuditError;
 pub use callback::Callback;
 #[cfg(feature = "std")]
 pub use clock::StdClock;
 pub use clock::{Clock, FnClock, ManualClock, NoClock};
 pub use context::{AfterFunc, Ctx, OwnedCtx};
 pub use error::Error;
+#[cfg(all(feature = "embassy", not(loom)))]
+pub use future::{Done, EmbassyClock, UntilDone, WaiterCell, Waiters, DEFAULT_WAITERS};
 pub use handle::Handle;
 pub use slot::Slot;
