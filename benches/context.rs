@@ -1,2 +1,257 @@
-//! Criterion benchmarks (filled by the benchmark issue).
-fn main() {}
+//! stopwire against tokio-util's `CancellationToken`, workload by workload (`BENCHMARKS.md`).
+//!
+//! Every id of `BENCHMARKS.md` is measured here; the tokio-util twin of a workload runs in the same
+//! binary under the group prefix `tokio_` and does the same work per iteration. Setup (building the
+//! long-lived parents, the storage that holds a tree's handles, spawning tasks) is outside the timed
+//! part; `black_box` hides the context from the optimizer wherever a check could be hoisted.
+//!
+//! `cargo bench --bench context` runs everything (about four minutes on two cores);
+//! `cargo xtask bench-report` turns criterion's results into `docs/benchmarks.md`, the chart and the
+//! README table. Measurement times are set in [`config`]; criterion's command-line flags
+//! (`--measurement-time`, a filter such as `check/`) still override them.
+
+use std::hint::black_box;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use stopwire::{Arena, OwnedCtx};
+use tokio_util::sync::CancellationToken;
+
+/// One hour in ticks of the default host clock (1 MHz): a deadline that never fires in a bench.
+const HOUR: u64 = 3_600_000_000;
+
+/// Arenas, one per workload family so that no workload sees another's slots or deadline queue.
+static CHECK: Arena<64> = Arena::new();
+static CREATE: Arena<16> = Arena::new();
+static TREE: Arena<1024> = Arena::new();
+static VALUE: Arena<32> = Arena::new();
+static CONTENDED: Arena<16> = Arena::new();
+
+/// A chain of `n` `with_cancel` contexts under background; the last is the leaf.
+fn chain(arena: &'static Arena<64>, n: usize) -> Vec<OwnedCtx<'static>> {
+    let mut v: Vec<OwnedCtx<'static>> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let next = match v.last() {
+            Some(p) => p.with_cancel(),
+            None => arena.background().with_cancel(),
+        };
+        v.push(next.expect("bench arena large enough"));
+    }
+    v
+}
+
+/// A chain of `n` child tokens under a fresh root; the last is the leaf.
+fn tokio_chain(n: usize) -> Vec<CancellationToken> {
+    let mut v = vec![CancellationToken::new()];
+    for _ in 0..n {
+        let next = v.last().expect("non-empty").child_token();
+        v.push(next);
+    }
+    v
+}
+
+fn check(c: &mut Criterion) {
+    let mut g = c.benchmark_group("check");
+    let d1 = chain(&CHECK, 1);
+    let leaf = *d1[0];
+    g.bench_function("depth1", |b| b.iter(|| black_box(leaf).is_done()));
+    let d10 = chain(&CHECK, 10);
+    let leaf = *d10[9];
+    g.bench_function("depth10", |b| b.iter(|| black_box(leaf).is_done()));
+    let dl = CHECK.background().with_timeout(HOUR).expect("slot");
+    let view = *dl;
+    g.bench_function("deadline", |b| b.iter(|| black_box(view).is_done()));
+    g.finish();
+    assert!(!leaf.is_done() && !view.is_done());
+    drop((d1, d10, dl));
+
+    let mut g = c.benchmark_group("tokio_check");
+    // Depth 1: a child of a root token, as `with_cancel` of background.
+    let t1 = tokio_chain(1);
+    let leaf = &t1[1];
+    g.bench_function("depth1", |b| b.iter(|| black_box(leaf).is_cancelled()));
+    let t10 = tokio_chain(10);
+    let leaf = &t10[10];
+    g.bench_function("depth10", |b| b.iter(|| black_box(leaf).is_cancelled()));
+    g.finish();
+}
+
+fn create_cancel(c: &mut Criterion) {
+    let mut g = c.benchmark_group("create_cancel");
+    let parent = CREATE.background().with_cancel().expect("slot");
+    g.bench_function("cancel", |b| {
+        b.iter(|| {
+            let child = black_box(&parent).with_cancel().expect("slot");
+            child.cancel();
+            drop(black_box(child)); // release
+        })
+    });
+    g.bench_function("timeout", |b| {
+        b.iter(|| {
+            let child = black_box(&parent).with_timeout(HOUR).expect("slot");
+            child.cancel();
+            drop(black_box(child));
+        })
+    });
+    g.finish();
+    assert_eq!(CREATE.stats().in_use, 1, "every child was released");
+    drop(parent);
+
+    let mut g = c.benchmark_group("tokio_create_cancel");
+    let parent = CancellationToken::new();
+    g.bench_function("cancel", |b| {
+        b.iter(|| {
+            let child = black_box(&parent).child_token();
+            child.cancel();
+            drop(black_box(child));
+        })
+    });
+    g.finish();
+}
+
+/// Builds a root with `fanout` children of `fanout` children each, cancels the root and releases
+/// everything. `hold` is reused storage (allocated outside the timed part).
+fn tree_stopwire(fanout: usize, hold: &mut Vec<OwnedCtx<'static>>) {
+    let root = TREE.background().with_cancel().expect("slot");
+    for _ in 0..fanout {
+        let child = root.with_cancel().expect("slot");
+        for _ in 0..fanout {
+            hold.push(child.with_cancel().expect("slot"));
+        }
+        hold.push(child);
+    }
+    root.cancel();
+    black_box(&hold);
+    drop(root);
+    hold.clear(); // releases every node
+}
+
+fn tree_tokio(fanout: usize, hold: &mut Vec<CancellationToken>) {
+    let root = CancellationToken::new();
+    for _ in 0..fanout {
+        let child = root.child_token();
+        for _ in 0..fanout {
+            hold.push(child.child_token());
+        }
+        hold.push(child);
+    }
+    root.cancel();
+    black_box(&hold);
+    drop(root);
+    hold.clear();
+}
+
+fn tree(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tree");
+    let mut hold = Vec::with_capacity(1024);
+    for (id, fanout) in [("111", 10), ("931", 30)] {
+        g.bench_function(id, |b| b.iter(|| tree_stopwire(fanout, &mut hold)));
+    }
+    g.finish();
+    assert_eq!(TREE.stats().in_use, 0, "every node was released");
+
+    let mut g = c.benchmark_group("tokio_tree");
+    let mut hold = Vec::with_capacity(1024);
+    for (id, fanout) in [("111", 10), ("931", 30)] {
+        g.bench_function(id, |b| b.iter(|| tree_tokio(fanout, &mut hold)));
+    }
+    g.finish();
+}
+
+fn value(c: &mut Criterion) {
+    const KEY: NonZeroUsize = NonZeroUsize::new(1).expect("non-zero");
+    let mut g = c.benchmark_group("value");
+    // The key is set on the top layer; ten more value layers (other keys) sit below it, and the
+    // lookup starts at the lowest: the key is 10 layers above the context asked.
+    let mut layers: Vec<OwnedCtx<'static>> = vec![VALUE.background().with_value(KEY, 42).unwrap()];
+    for k in 2..=11 {
+        let key = NonZeroUsize::new(k).expect("non-zero");
+        let next = layers.last().expect("non-empty").with_value(key, k);
+        layers.push(next.expect("slot"));
+    }
+    let leaf = *layers[10];
+    assert_eq!(leaf.value(KEY), Ok(Some(42)));
+    g.bench_function("depth10", |b| b.iter(|| black_box(leaf).value(black_box(KEY))));
+    g.finish();
+}
+
+/// Two threads, `ops` operations in all, started together; the wall time from the common start
+/// to the last finish.
+fn two_threads(ops: u64, op: impl Fn() + Sync) -> Duration {
+    let barrier = Barrier::new(2);
+    let op = &op;
+    let barrier = &barrier;
+    let spans: Vec<(Instant, Instant)> = thread::scope(|s| {
+        let shares = [ops / 2, ops - ops / 2];
+        let workers: Vec<_> = shares
+            .into_iter()
+            .map(|n| {
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        op();
+                    }
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("bench thread"))
+            .collect()
+    });
+    let start = spans.iter().map(|s| s.0).min().expect("two");
+    let end = spans.iter().map(|s| s.1).max().expect("two");
+    end - start
+}
+
+fn contended(c: &mut Criterion) {
+    let mut g = c.benchmark_group("contended");
+    let parent = CONTENDED.background().with_cancel().expect("slot");
+    let p = *parent;
+    g.bench_function("create_cancel", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || {
+                let child = black_box(p).with_cancel().expect("slot");
+                child.cancel();
+                drop(black_box(child));
+            })
+        })
+    });
+    g.finish();
+    assert_eq!(CONTENDED.stats().in_use, 1);
+    drop(parent);
+
+    let mut g = c.benchmark_group("tokio_contended");
+    let parent = CancellationToken::new();
+    g.bench_function("create_cancel", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || {
+                let child = black_box(&parent).child_token();
+                child.cancel();
+                drop(black_box(child));
+            })
+        })
+    });
+    g.finish();
+}
+
+/// Short runs: the whole suite stays within a few minutes on a shared two-core machine.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50)
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = check, create_cancel, tree, value, contended
+}
+criterion_main!(benches);
