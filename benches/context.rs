@@ -12,7 +12,7 @@
 
 use std::hint::black_box;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -174,7 +174,9 @@ fn value(c: &mut Criterion) {
     }
     let leaf = *layers[10];
     assert_eq!(leaf.value(KEY), Ok(Some(42)));
-    g.bench_function("depth10", |b| b.iter(|| black_box(leaf).value(black_box(KEY))));
+    g.bench_function("depth10", |b| {
+        b.iter(|| black_box(leaf).value(black_box(KEY)))
+    });
     g.finish();
 }
 
