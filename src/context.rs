@@ -136,27 +136,32 @@ impl<'a> Ctx<'a> {
 
     /// A child that can be canceled by hand (Go's `WithCancel`, SPEC C1). Born done if this
     /// context is done (C7). Fails with [`Error::Full`] when no slot is free.
+    #[track_caller]
     pub fn with_cancel(&self) -> Result<OwnedCtx<'a>, Error> {
         self.own(self.arena.with_cancel(self.handle))
     }
 
     /// A child that is done at tick `at` (Go's `WithDeadline`, SPEC D1-D3).
+    #[track_caller]
     pub fn with_deadline(&self, at: u64) -> Result<OwnedCtx<'a>, Error> {
         self.own(self.arena.with_deadline_cause(self.handle, at, 0))
     }
 
     /// As [`Ctx::with_deadline`], recording `cause` if the deadline fires (SPEC K5).
+    #[track_caller]
     pub fn with_deadline_cause(&self, at: u64, cause: NonZeroU32) -> Result<OwnedCtx<'a>, Error> {
         self.own(self.arena.with_deadline_cause(self.handle, at, cause.get()))
     }
 
     /// A child that is done `ticks` from now (Go's `WithTimeout`, SPEC D1). On the default host
     /// clock a tick is a microsecond.
+    #[track_caller]
     pub fn with_timeout(&self, ticks: u64) -> Result<OwnedCtx<'a>, Error> {
         self.own(self.arena.with_timeout_cause(self.handle, ticks, 0))
     }
 
     /// As [`Ctx::with_timeout`], recording `cause` if the deadline fires (SPEC K5).
+    #[track_caller]
     pub fn with_timeout_cause(&self, ticks: u64, cause: NonZeroU32) -> Result<OwnedCtx<'a>, Error> {
         self.own(
             self.arena
@@ -166,12 +171,14 @@ impl<'a> Ctx<'a> {
 
     /// A child carrying `key = value` (Go's `WithValue`, SPEC V1). For request-scoped data such
     /// as a trace id; not for optional parameters.
+    #[track_caller]
     pub fn with_value(&self, key: NonZeroUsize, value: usize) -> Result<OwnedCtx<'a>, Error> {
         self.own(self.arena.with_value(self.handle, key.get(), value))
     }
 
     /// A child that keeps this context's values but is never canceled from above (Go's
     /// `WithoutCancel`, SPEC W1).
+    #[track_caller]
     pub fn without_cancel(&self) -> Result<OwnedCtx<'a>, Error> {
         self.own(self.arena.without_cancel(self.handle))
     }
@@ -193,6 +200,7 @@ impl<'a> Ctx<'a> {
     /// assert_eq!(SEEN.load(Ordering::SeqCst), 5);
     /// assert!(!reg.stop()); // it has run
     /// ```
+    #[track_caller]
     pub fn after_func(&self, f: fn(usize), data: usize) -> Result<AfterFunc<'a>, Error> {
         let stop = self.arena.after_func(self.handle, Callback::new(f, data))?;
         Ok(AfterFunc {

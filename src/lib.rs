@@ -63,6 +63,7 @@ mod callback;
 mod clock;
 mod context;
 mod deadline;
+mod diagnostics;
 mod error;
 #[cfg(all(feature = "embassy", not(loom)))]
 mod future;
@@ -80,6 +81,8 @@ pub use callback::Callback;
 pub use clock::StdClock;
 pub use clock::{Clock, FnClock, ManualClock, NoClock};
 pub use context::{AfterFunc, Ctx, OwnedCtx};
+#[cfg(feature = "diagnostics")]
+pub use diagnostics::{Leaks, Live, LiveIter, LiveKind, Report, LEAKS_KEPT};
 pub use error::Error;
 #[cfg(all(feature = "embassy", not(loom)))]
 pub use future::{Done, EmbassyClock, UntilDone, WaiterCell, Waiters, DEFAULT_WAITERS};

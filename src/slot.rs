@@ -227,6 +227,13 @@ pub struct Slot {
     pub(crate) first_child: AtomicIdx,
     pub(crate) refs: AtomicIdx,
     pub(crate) payload: [AtomicPtr<()>; 2],
+    /// Where the slot's current occupant was created (feature `diagnostics`); written at
+    /// creation under the lock, before the state is published.
+    #[cfg(feature = "diagnostics")]
+    pub(crate) site: AtomicPtr<core::panic::Location<'static>>,
+    /// The clock tick at creation (feature `diagnostics`).
+    #[cfg(feature = "diagnostics")]
+    pub(crate) born: Ticks,
 }
 
 impl Slot {
@@ -244,6 +251,10 @@ impl Slot {
                 AtomicPtr::new(core::ptr::null_mut()),
                 AtomicPtr::new(core::ptr::null_mut()),
             ],
+            #[cfg(feature = "diagnostics")]
+            site: AtomicPtr::new(core::ptr::null_mut()),
+            #[cfg(feature = "diagnostics")]
+            born: Ticks::new(),
         }
     }
 
@@ -261,6 +272,10 @@ impl Slot {
                 AtomicPtr::new(core::ptr::null_mut()),
                 AtomicPtr::new(core::ptr::null_mut()),
             ],
+            #[cfg(feature = "diagnostics")]
+            site: AtomicPtr::new(core::ptr::null_mut()),
+            #[cfg(feature = "diagnostics")]
+            born: Ticks::new(),
         }
     }
 

@@ -27,6 +27,7 @@
 
 use crate::arena::ArenaView;
 use crate::callback::{Callback, Pending};
+use crate::diagnostics::Site;
 use crate::error::Error;
 use crate::handle::Handle;
 use crate::slot::{
@@ -224,7 +225,12 @@ impl<'a> Tree<'a> {
     }
 
     /// Creates a child of `parent` (SPEC C1, C7, D1-D3, D8, V1, W1).
-    pub(crate) fn create(&mut self, parent: Handle, spec: Spec) -> Result<Handle, Error> {
+    pub(crate) fn create(
+        &mut self,
+        parent: Handle,
+        spec: Spec,
+        site: Site,
+    ) -> Result<Handle, Error> {
         let (p, ps) = if parent.is_root() {
             (NONE, 0)
         } else {
@@ -294,6 +300,10 @@ impl<'a> Tree<'a> {
         if kind == Kind::Deadline && err == ERR_NONE {
             self.dq_insert(i);
         }
+        #[cfg(feature = "diagnostics")]
+        self.record(i, site);
+        #[cfg(not(feature = "diagnostics"))]
+        let _ = site;
         let generation = gen_of(slot.state.load(Relaxed));
         let flags = err | HANDLE | if deadline.is_some() { HAS_DL } else { 0 };
         slot.state
@@ -452,7 +462,12 @@ impl<'a> Tree<'a> {
     }
 
     /// Registers `cb` on `h` (SPEC F1, F2, F6, F7).
-    pub(crate) fn register(&mut self, h: Handle, cb: Callback) -> Result<Registered, Error> {
+    pub(crate) fn register(
+        &mut self,
+        h: Handle,
+        cb: Callback,
+        site: Site,
+    ) -> Result<Registered, Error> {
         let target = if h.is_root() {
             None
         } else {
@@ -479,6 +494,10 @@ impl<'a> Tree<'a> {
                 slot.set_siblings(NONE, NONE);
             }
         }
+        #[cfg(feature = "diagnostics")]
+        self.record(r, site);
+        #[cfg(not(feature = "diagnostics"))]
+        let _ = site;
         let generation = gen_of(slot.state.load(Relaxed));
         slot.state.store(
             make_state(generation, cb.kind, HANDLE | ERR_CANCELED),
@@ -514,28 +533,37 @@ impl ArenaView {
         parent: Handle,
         spec: Spec,
         now: Option<u64>,
+        site: Site,
     ) -> Result<Handle, Error> {
-        self.locked_at(now, |t| t.create(parent, spec))
+        let r = self.locked_at(now, |t| t.create(parent, spec, site));
+        #[cfg(feature = "log")]
+        if r == Err(Error::Full) {
+            crate::diagnostics::log_full(self.capacity(), site);
+        }
+        r
     }
 
     /// A cancelable child of `parent` (SPEC C1, C7). Raw-handle form of [`crate::Ctx::with_cancel`].
+    #[track_caller]
     pub fn with_cancel(&self, parent: Handle) -> Result<Handle, Error> {
-        self.create(parent, Spec::Cancel, None)
+        self.create(parent, Spec::Cancel, None, Site::caller())
     }
 
     /// A child with an absolute deadline in ticks (SPEC D1-D3); `cause` (0: none) is recorded if
     /// the deadline fires (K5).
+    #[track_caller]
     pub fn with_deadline_cause(
         &self,
         parent: Handle,
         at: u64,
         cause: u32,
     ) -> Result<Handle, Error> {
-        self.create(parent, Spec::Deadline { at, cause }, None)
+        self.create(parent, Spec::Deadline { at, cause }, None, Site::caller())
     }
 
     /// A child whose deadline is `now + ticks`, saturating (SPEC D1); `cause` as in
     /// [`ArenaView::with_deadline_cause`].
+    #[track_caller]
     pub fn with_timeout_cause(
         &self,
         parent: Handle,
@@ -544,17 +572,19 @@ impl ArenaView {
     ) -> Result<Handle, Error> {
         let now = self.now();
         let at = now.saturating_add(ticks);
-        self.create(parent, Spec::Deadline { at, cause }, Some(now))
+        self.create(parent, Spec::Deadline { at, cause }, Some(now), Site::caller())
     }
 
     /// A value layer (SPEC V1): key 0 gives [`Error::ZeroKey`].
+    #[track_caller]
     pub fn with_value(&self, parent: Handle, key: usize, value: usize) -> Result<Handle, Error> {
-        self.create(parent, Spec::Value { key, value }, None)
+        self.create(parent, Spec::Value { key, value }, None, Site::caller())
     }
 
     /// A detached child: the parent's values, never done (SPEC W1).
+    #[track_caller]
     pub fn without_cancel(&self, parent: Handle) -> Result<Handle, Error> {
-        self.create(parent, Spec::Detached, None)
+        self.create(parent, Spec::Detached, None, Site::caller())
     }
 
     /// Cancels `h` and its subtree; `cause` 0 records no cause (SPEC C2, C3, K1). Returns true when
@@ -576,8 +606,15 @@ impl ArenaView {
 
     /// Registers `cb` to run once `h` is done (SPEC F1-F7). Returns the stop handle, or
     /// [`Handle::DEAD`] when `h` was already done and `cb` has run before this returned (F2).
+    #[track_caller]
     pub fn after_func(&self, h: Handle, cb: Callback) -> Result<Handle, Error> {
-        match self.locked(|t| t.register(h, cb))? {
+        let site = Site::caller();
+        let registered = self.locked(|t| t.register(h, cb, site));
+        #[cfg(feature = "log")]
+        if matches!(registered, Err(Error::Full)) {
+            crate::diagnostics::log_full(self.capacity(), site);
+        }
+        match registered? {
             Registered::Later(stop) => Ok(stop),
             Registered::RunNow => {
                 cb.call();
