@@ -1,3 +1,110 @@
-//! The C API of stopwire (filled by the C API issue).
+//! # stopwire-ffi: the C API of stopwire
+//!
+//! `libstopwire.a` / `libstopwire.so` and the header `include/stopwire.h` (generated from this
+//! crate by cbindgen, `cargo xtask header`). The contract is `C-API.md`; the behaviour is SPEC.md's,
+//! because every `sw_*` function only translates its arguments and calls one method of the engine
+//! ([`stopwire::ArenaView`]) on one process-wide arena ([`ARENA`]): no rule is implemented here.
+//!
+//! ```c
+//! #include <stopwire.h>
+//!
+//! sw_ctx job;
+//! if (sw_with_cancel(sw_background(), &job) != SW_OK) return;  /* Go: WithCancel(Background()) */
+//! while (!sw_is_done(job)) { /* one unit of work */ }
+//! sw_release(job);                                             /* Go: defer cancel() */
+//! ```
+//!
+//! The same functions are callable from Rust (they are in this rlib), and Rust code can view a
+//! context created in C through [`arena`] and [`stopwire::Handle::from_raw`].
+//!
+//! ## Conventions (STYLE.md 13)
+//!
+//! - One prefix, `sw_`, on every symbol, type and constant.
+//! - Results are [`sw_status`] (a `uint32_t` in C, `#[repr(u32)]` here); outputs go through
+//!   trailing `*_out` pointers, written only when the call returns `SW_OK`; a NULL out-pointer gives
+//!   `SW_ERR_NULL_ARG` and nothing happens.
+//! - Every function that takes a raw pointer is an `unsafe extern "C" fn` with a `# Safety`
+//!   section; functions that take only handles and integers are safe: any value is accepted.
+//! - No panic crosses the boundary: with `std`, each function runs inside a panic guard that turns
+//!   a (never expected) panic into `SW_ERR_INTERNAL`; without `std` the crate has no unwinding and
+//!   brings a trapping panic handler. The engine does not panic on any input.
+//!
+//! ## Modules
+//!
+//! `arena` (the static arena and the panic guard), `status` (status codes and the mapping from
+//! [`stopwire::Error`]), `clock` (the swappable tick source), `create` (the `sw_with_*`
+//! functions), `cancel` (cancel, release, callbacks, the deadline driver) and `query` (the
+//! lock-free checks, statistics and version).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
+#![allow(
+    non_camel_case_types,
+    reason = "the C API's type names (sw_ctx, sw_status, ...) are the contract of C-API.md"
+)]
+
+mod arena;
+mod cancel;
+mod clock;
+mod create;
+mod query;
+mod status;
+
+pub use arena::{arena, ARENA, CAPACITY};
+pub use cancel::{
+    sw_after_func, sw_callback, sw_cancel, sw_cancel_cause, sw_expire, sw_release, sw_stop,
+};
+pub use clock::{sw_now, sw_set_clock};
+pub use create::{
+    sw_background, sw_todo, sw_with_cancel, sw_with_deadline, sw_with_deadline_cause,
+    sw_with_timeout, sw_with_timeout_cause, sw_with_value, sw_without_cancel,
+};
+pub use query::{
+    sw_cause, sw_deadline, sw_err, sw_is_done, sw_stats, sw_stats_get, sw_value, sw_version,
+    SW_VERSION_MAJOR, SW_VERSION_MINOR, SW_VERSION_PATCH,
+};
+pub use status::{sw_status, sw_status_str};
+
+use stopwire::Handle;
+
+/// A context handle: a slot index and a generation packed in 64 bits. The all-zero value is never
+/// a valid context [R3]. Handles are plain values: copy them freely; once released they are stale
+/// and every function says so [A2].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct sw_ctx {
+    /// The packed handle (Rust: `stopwire::Handle::to_raw`).
+    pub raw: u64,
+}
+
+impl From<Handle> for sw_ctx {
+    fn from(h: Handle) -> Self {
+        sw_ctx { raw: h.to_raw() }
+    }
+}
+
+impl From<sw_ctx> for Handle {
+    fn from(c: sw_ctx) -> Self {
+        Handle::from_raw(c.raw)
+    }
+}
+
+/// Without `std` there is no unwinding and the staticlib needs a panic handler. The engine and
+/// this crate never panic on any input; should a bug panic anyway, the core stops at a trap
+/// instruction (a HardFault on Cortex-M, which the firmware's fault handler reports) instead of
+/// running on with a half-changed tree.
+#[cfg(all(not(feature = "std"), not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    loop {
+        #[cfg(any(target_arch = "arm", target_arch = "riscv32"))]
+        // SAFETY: a permanently undefined instruction: traps to the fault handler, touches no
+        // memory.
+        unsafe {
+            #[cfg(target_arch = "arm")]
+            core::arch::asm!("udf #0", options(nomem, nostack));
+            #[cfg(target_arch = "riscv32")]
+            core::arch::asm!("unimp", options(nomem, nostack));
+        }
+        core::hint::spin_loop();
+    }
+}

@@ -1,0 +1,168 @@
+//! Creating contexts: the roots and the `sw_with_*` functions. Each checks its out-pointer, calls
+//! one engine method, and writes the new handle only on success. None is ISR-safe by contract
+//! (creation takes the arena lock, a critical section on microcontrollers); none runs a callback.
+
+use stopwire::{Error, Handle};
+
+use crate::arena::{guard, ARENA};
+use crate::status::sw_status;
+use crate::sw_ctx;
+
+/// Writes the handle `r` produced to `out`, or returns the refusal.
+///
+/// # Safety
+/// `out` is non-null and valid for a write of one `sw_ctx`.
+unsafe fn finish(r: Result<Handle, Error>, out: *mut sw_ctx) -> sw_status {
+    match r {
+        Ok(h) => {
+            // SAFETY: the caller checked `out` for NULL and the C caller promised it is writable.
+            unsafe { out.write(h.into()) };
+            sw_status::SW_OK
+        }
+        Err(e) => e.into(),
+    }
+}
+
+/// Checks `out`, runs `make` inside the panic guard and writes its handle.
+///
+/// # Safety
+/// `out` is NULL or valid for a write of one `sw_ctx`.
+#[inline(always)]
+unsafe fn create(out: *mut sw_ctx, make: impl FnOnce() -> Result<Handle, Error>) -> sw_status {
+    if out.is_null() {
+        return sw_status::SW_ERR_NULL_ARG;
+    }
+    // SAFETY: `out` is non-null and, by this function's contract, writable.
+    guard(sw_status::SW_ERR_INTERNAL, || unsafe {
+        finish(make(), out)
+    })
+}
+
+/// The background root [R1]: never done, no deadline, no values, no cause. Free; never fails.
+/// Canceling or releasing it gives `SW_ERR_INVALID_ARG` [R2]. ISR-safe.
+#[no_mangle]
+pub extern "C" fn sw_background() -> sw_ctx {
+    Handle::BACKGROUND.into()
+}
+
+/// The todo root [R1]: like `sw_background`, for code not yet given a context. ISR-safe.
+#[no_mangle]
+pub extern "C" fn sw_todo() -> sw_ctx {
+    Handle::TODO.into()
+}
+
+/// A new cancelable child of `parent` [C1]; done at birth if `parent` is done [C7].
+///
+/// Returns `SW_OK` and writes `*out`; or `SW_ERR_NULL_ARG`, `SW_ERR_STALE_HANDLE`,
+/// `SW_ERR_ARENA_FULL` [A3], `SW_ERR_INVALID_ARG` (`parent` is a stop handle). Release the child
+/// with `sw_release` when done with it. Not ISR-safe; runs no callback.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing one `sw_ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_cancel(parent: sw_ctx, out: *mut sw_ctx) -> sw_status {
+    // SAFETY: forwarded contract on `out`.
+    unsafe { create(out, || ARENA.with_cancel(parent.into())) }
+}
+
+/// A child with an absolute deadline in ticks of the clock in use [D1]. If `parent`'s effective
+/// deadline is earlier, the child reports that one instead [D2]; a deadline `<= sw_now()` makes it
+/// done at birth with `SW_DEADLINE_EXCEEDED` [D3]. Results as `sw_with_cancel`. Not ISR-safe.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing one `sw_ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_deadline(
+    parent: sw_ctx,
+    deadline: u64,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contract on `out`.
+    unsafe {
+        create(out, || {
+            ARENA.with_deadline_cause(parent.into(), deadline, 0)
+        })
+    }
+}
+
+/// `sw_with_deadline(parent, sw_now() + ticks)`, saturating [D1]. Not ISR-safe.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing one `sw_ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_timeout(
+    parent: sw_ctx,
+    ticks: u64,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contract on `out`.
+    unsafe { create(out, || ARENA.with_timeout_cause(parent.into(), ticks, 0)) }
+}
+
+/// As `sw_with_deadline`, and `cause` is recorded if (and only if) this deadline fires [K5];
+/// cause 0 records none. Canceling the child by hand gives `SW_CANCELED` with no cause. Not
+/// ISR-safe.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing one `sw_ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_deadline_cause(
+    parent: sw_ctx,
+    deadline: u64,
+    cause: u32,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contract on `out`.
+    unsafe {
+        create(out, || {
+            ARENA.with_deadline_cause(parent.into(), deadline, cause)
+        })
+    }
+}
+
+/// As `sw_with_timeout`, recording `cause` if the deadline fires [K5]. Not ISR-safe.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing one `sw_ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_timeout_cause(
+    parent: sw_ctx,
+    ticks: u64,
+    cause: u32,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contract on `out`.
+    unsafe {
+        create(out, || {
+            ARENA.with_timeout_cause(parent.into(), ticks, cause)
+        })
+    }
+}
+
+/// A value layer: `key` (non-zero) maps to `value` for this context and its descendants [V1, V2].
+/// It adds no cancellation of its own [V4]. Key 0 gives `SW_ERR_INVALID_ARG`. Not ISR-safe.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing one `sw_ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_value(
+    parent: sw_ctx,
+    key: usize,
+    value: usize,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contract on `out`.
+    unsafe { create(out, || ARENA.with_value(parent.into(), key, value)) }
+}
+
+/// A detached child [W1]: keeps `parent`'s values, but is never done, has no deadline and no
+/// cause, whatever happens to `parent`; its descendants are not canceled from above it [W2].
+/// Canceling it gives `SW_ERR_INVALID_ARG`; release it with `sw_release`. Not ISR-safe.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing one `sw_ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_without_cancel(parent: sw_ctx, out: *mut sw_ctx) -> sw_status {
+    // SAFETY: forwarded contract on `out`.
+    unsafe { create(out, || ARENA.without_cancel(parent.into())) }
+}
