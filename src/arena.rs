@@ -209,6 +209,7 @@ impl<const N: usize> Deref for ArenaInner<[Slot; N]> {
 /// assert_eq!(ARENA.stats().in_use, 0);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Stats {
     /// Slots in the arena.
     pub capacity: u32,

@@ -15,6 +15,7 @@ use core::fmt;
 /// assert_eq!(Error::Canceled.to_string(), "context canceled");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Error {
     /// The context was canceled (by hand, by an ancestor, or by release).

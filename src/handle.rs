@@ -26,6 +26,7 @@
 /// assert_eq!(Handle::DEAD.to_raw(), 0);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(transparent)]
 pub struct Handle(u64);
 
