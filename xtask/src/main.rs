@@ -4,7 +4,9 @@
 //! |---|---|
 //! | `test` | every test the project has, after installing what it needs (the README's test command) |
 //! | `check` | formatting, clippy and the cross builds only |
+//! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results |
 
+mod bench;
 mod util;
 
 use std::process::ExitCode;
@@ -23,13 +25,16 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   test    install what is needed, then run every test (formatting, clippy, unit, rule,
           stress, doc, no_std cross builds, Miri, loom)
-  check   formatting, clippy and the no_std cross builds only";
+  check   formatting, clippy and the no_std cross builds only
+  bench-report  docs/benchmarks.md, docs/benchmarks.svg and the README table from the
+          results of `cargo bench --bench context` (--partial: allow missing workloads)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("check") => check().map(|_| Counts::default()),
+        Some("bench-report") => bench::report(&args[1..]).map(|_| Counts::default()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
