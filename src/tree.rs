@@ -328,8 +328,11 @@ impl<'a> Tree<'a> {
             let (e, c) = if self.expired(i, s) {
                 let c = match (kind, expired_cause) {
                     (Kind::Deadline, _) => self.slot(i).word(0) as u32,
-                    (_, Some(c)) => c,
-                    (_, None) => self.owner_cause(i),
+                    // The node it was reached from expired too: same deadline, same owner.
+                    (_, Some(c)) if err == ERR_DEADLINE => c,
+                    // Reached from a node marked Canceled, yet expired: a check saw the deadline
+                    // pass after this walk read the clock, and reported the owner's cause (K6).
+                    _ => self.owner_cause(i),
                 };
                 (ERR_DEADLINE, c)
             } else {
