@@ -65,6 +65,8 @@ mod context;
 mod deadline;
 mod diagnostics;
 mod error;
+#[cfg(feature = "std")]
+mod group;
 #[cfg(all(feature = "embassy", not(loom)))]
 mod future;
 mod handle;
@@ -84,6 +86,8 @@ pub use context::{AfterFunc, Ctx, OwnedCtx};
 #[cfg(feature = "diagnostics")]
 pub use diagnostics::{Leaks, Live, LiveIter, LiveKind, Report, LEAKS_KEPT};
 pub use error::Error;
+#[cfg(feature = "std")]
+pub use group::Group;
 #[cfg(all(feature = "embassy", not(loom)))]
 pub use future::{Done, EmbassyClock, UntilDone, WaiterCell, Waiters, DEFAULT_WAITERS};
 pub use handle::Handle;

@@ -34,7 +34,9 @@ fn a6_forgotten_context_is_reported_at_its_line() {
     let site = leak.site.unwrap();
     assert!(site.file().ends_with("diagnostics.rs"), "{site}");
     assert_eq!(site.line(), line);
-    assert!(leaks.to_string().contains(&format!("diagnostics.rs:{line}:")));
+    assert!(leaks
+        .to_string()
+        .contains(&format!("diagnostics.rs:{line}:")));
 
     ARENA.release(raw).unwrap();
     assert!(job.check_released().is_ok());
@@ -130,7 +132,10 @@ fn a6_leak_check_counts_only_the_subtree() {
     assert!(job.check_released().is_ok());
     // The whole arena still holds `outside` and `job`.
     assert_eq!(
-        ARENA.check_released(Handle::BACKGROUND).unwrap_err().count(),
+        ARENA
+            .check_released(Handle::BACKGROUND)
+            .unwrap_err()
+            .count(),
         2
     );
     drop((outside, job));
