@@ -129,7 +129,9 @@ where
             }
         });
     }
+}
 
+impl<'a, E> Group<'_, '_, 'a, E> {
     /// The group's context: the parent of every unit's context.
     pub fn ctx(&self) -> Ctx<'a> {
         self.shared.owner.ctx()
