@@ -242,6 +242,151 @@ fn contended(c: &mut Criterion) {
     g.finish();
 }
 
+/// `wake/1000`: 1000 tasks of a tokio current-thread runtime each await `done()` (a `Done` future
+/// with a cell of a 1000-cell static [`Waiters`] registry) on their own child of one root; once
+/// every task has polled its future once (registered), the clock starts, the root is canceled, and
+/// the clock stops when the last task has run after its wakeup. The tokio-util twin awaits
+/// `cancelled()` on child tokens, on the same runtime and harness.
+#[cfg(feature = "embassy")]
+mod wake {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use criterion::{Criterion, SamplingMode};
+    use stopwire::{Arena, OwnedCtx, Waiters};
+    use tokio::sync::Notify;
+    use tokio_util::sync::CancellationToken;
+
+    const TASKS: usize = 1000;
+
+    /// The root, 1000 children and their 1000 callback registrations.
+    static WAKE: Arena<2048> = Arena::new();
+    static WAITERS: Waiters<TASKS> = Waiters::new();
+
+    /// Counts tasks that have polled their future once, and tasks that have completed.
+    #[derive(Default)]
+    struct Progress {
+        armed: AtomicUsize,
+        woken: AtomicUsize,
+        all_woken: Notify,
+    }
+
+    /// Awaits `fut`, counting its first poll in `armed` and its completion in `woken`.
+    async fn observe<F: Future>(fut: F, p: Arc<Progress>) {
+        let mut fut = pin!(fut);
+        let mut first = true;
+        std::future::poll_fn(|cx| {
+            let r = fut.as_mut().poll(cx);
+            if first {
+                first = false;
+                p.armed.fetch_add(1, SeqCst);
+            }
+            r.map(|_| ())
+        })
+        .await;
+        if p.woken.fetch_add(1, SeqCst) + 1 == TASKS {
+            p.all_woken.notify_one();
+        }
+    }
+
+    /// Yields to the runtime until every task has registered.
+    async fn until_armed(p: &Progress) {
+        while p.armed.load(SeqCst) < TASKS {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn stopwire_once() -> Duration {
+        let p = Arc::new(Progress::default());
+        let root = WAKE.background().with_cancel().expect("slot");
+        let children: Vec<OwnedCtx<'static>> = (0..TASKS)
+            .map(|_| root.with_cancel().expect("slot"))
+            .collect();
+        let tasks: Vec<_> = children
+            .iter()
+            .map(|c| tokio::spawn(observe(c.done_in(&WAITERS), p.clone())))
+            .collect();
+        until_armed(&p).await;
+        let start = Instant::now();
+        root.cancel();
+        p.all_woken.notified().await;
+        let elapsed = start.elapsed();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        drop(children);
+        drop(root);
+        elapsed
+    }
+
+    async fn tokio_once() -> Duration {
+        let p = Arc::new(Progress::default());
+        let root = CancellationToken::new();
+        let children: Vec<CancellationToken> = (0..TASKS).map(|_| root.child_token()).collect();
+        let tasks: Vec<_> = children
+            .iter()
+            .map(|c| {
+                let c = c.clone();
+                let p = p.clone();
+                tokio::spawn(async move { observe(c.cancelled(), p).await })
+            })
+            .collect();
+        until_armed(&p).await;
+        let start = Instant::now();
+        root.cancel();
+        p.all_woken.notified().await;
+        let elapsed = start.elapsed();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        elapsed
+    }
+
+    pub(crate) fn wake(c: &mut Criterion) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        for (group, stopwire) in [("wake", true), ("tokio_wake", false)] {
+            let mut g = c.benchmark_group(group);
+            // Each iteration also spawns and registers 1000 tasks outside the timed part: few,
+            // equal samples keep the run short.
+            g.sampling_mode(SamplingMode::Flat)
+                .sample_size(10)
+                .warm_up_time(Duration::from_millis(500))
+                .measurement_time(Duration::from_secs(1));
+            g.bench_function("1000", |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| {
+                            if stopwire {
+                                rt.block_on(stopwire_once())
+                            } else {
+                                rt.block_on(tokio_once())
+                            }
+                        })
+                        .sum()
+                })
+            });
+            g.finish();
+        }
+        assert_eq!(WAKE.stats().in_use, 0, "every slot came back");
+        assert_eq!(WAITERS.busy(), 0, "every waiter cell came back");
+    }
+}
+
+/// Without the `embassy` feature there is no `done()` future to measure.
+#[cfg(not(feature = "embassy"))]
+mod wake {
+    pub(crate) fn wake(_: &mut criterion::Criterion) {
+        eprintln!(
+            "wake/1000 skipped: it needs the `done()` future; run `cargo bench --features embassy`"
+        );
+    }
+}
+
 /// Short runs: the whole suite stays within a few minutes on a shared two-core machine.
 fn config() -> Criterion {
     Criterion::default()
@@ -254,6 +399,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = check, create_cancel, tree, value, contended
+    targets = check, create_cancel, tree, value, contended, wake::wake
 }
 criterion_main!(benches);
