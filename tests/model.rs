@@ -54,7 +54,8 @@ fn op() -> impl Strategy<Value = Op> {
         5 => pick().prop_map(|h| Op::Release { h }),
         3 => (0u64..12).prop_map(|ticks| Op::Advance { ticks }),
         2 => (any::<bool>(), 0u64..24).prop_map(|(back, ticks)| Op::Expire { back, ticks }),
-        4 => pick().prop_map(|h| Op::AfterFunc { h }),
+        4 => (pick(), prop::option::weighted(0.3, (any::<bool>(), pick())))
+            .prop_map(|(h, act)| Op::AfterFunc { h, act }),
         2 => pick().prop_map(|h| Op::Stop { h }),
         1 => (pick(), 0usize..4).prop_map(|(h, key)| Op::Query { h, key }),
     ]

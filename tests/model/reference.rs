@@ -22,6 +22,11 @@
 //! - *Driver order* (T5): `expire(now)` handles pending owners with deadline `<= now` by deadline,
 //!   ties in creation order (so an ancestor comes before a descendant with the same deadline,
 //!   and the descendant "becomes done with it" and is not counted).
+//! - *Callbacks that call the library* (F3, F5): a callback's actions happen after the walk that
+//!   made it due, before the call that made it due returns; `expire` handles its owners one by
+//!   one in the order above, each owner's callbacks before the next owner. Only actions whose
+//!   result does not depend on the order of sibling callbacks are generated (cancel without a
+//!   cause, release of a context).
 //! - *Slots* (A5, F6): a context takes a slot from creation until it is released and no child
 //!   context (of any kind, held or itself kept) remains; a pending callback registration takes a
 //!   slot until it runs or is stopped; a callback on a done context runs at once and takes none.
@@ -48,6 +53,23 @@ pub(crate) enum MErr {
     ZeroKey,
     /// K6: no cause before done.
     NotDone,
+    /// Not produced by the model: the C API folds `Root`, `Detached`, `NotContext` and `ZeroKey`
+    /// into one status (`SW_ERR_INVALID_ARG`), and the driver folds the model's answers the same
+    /// way before comparing them with it.
+    #[allow(dead_code, reason = "made by the C API engine of the fuzz crate")]
+    InvalidArg,
+}
+
+/// What a callback does when it runs (F3: a callback may call the library). Only actions whose
+/// combined effect does not depend on the order of the callbacks (F5) are modelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Act {
+    /// Nothing but being recorded.
+    Nothing,
+    /// `cancel(target, 0)`.
+    Cancel(MHandle),
+    /// `release(target)` (a context handle).
+    Release(MHandle),
 }
 
 /// Why a context is done.
@@ -148,6 +170,7 @@ struct Reg {
     /// The context it waits for; `None` for a root or a detached context (F7: never runs).
     target: Option<usize>,
     token: usize,
+    act: Act,
     state: RegState,
 }
 
@@ -182,6 +205,8 @@ pub(crate) struct Model {
     regs: Vec<Reg>,
     /// Tokens of the callbacks that ran since the last [`Model::take_ran`].
     ran: Vec<usize>,
+    /// Actions of callbacks that ran and whose action has not been done yet.
+    due: Vec<Act>,
 }
 
 enum Target {
@@ -201,6 +226,7 @@ impl Model {
             nodes: Vec::new(),
             regs: Vec::new(),
             ran: Vec::new(),
+            due: Vec::new(),
         }
     }
 
@@ -415,6 +441,7 @@ impl Model {
             self.regs[r].state = RegState::Ran;
             self.stats.in_use -= 1;
             self.ran.push(self.regs[r].token);
+            self.due.push(self.regs[r].act);
         }
         for c in self.nodes[i].children.clone() {
             let child = &self.nodes[c];
@@ -425,8 +452,30 @@ impl Model {
         mine
     }
 
+    /// Does the actions of the callbacks that ran, and of those these make run, and so on: the
+    /// callbacks made due by one call run before it returns, with no lock held (F3).
+    fn run_due(&mut self) {
+        while let Some(act) = self.due.pop() {
+            match act {
+                Act::Nothing => {}
+                Act::Cancel(h) => {
+                    let _ = self.cancel_inner(h, 0);
+                }
+                Act::Release(h) => {
+                    let _ = self.release_inner(h);
+                }
+            }
+        }
+    }
+
     /// `cancel` with `cause` (0: none): true when this call canceled it (C3, K1-K3, R2, W1).
     pub(crate) fn cancel(&mut self, h: MHandle, cause: u32) -> Result<bool, MErr> {
+        let r = self.cancel_inner(h, cause);
+        self.run_due();
+        r
+    }
+
+    fn cancel_inner(&mut self, h: MHandle, cause: u32) -> Result<bool, MErr> {
         let i = match self.resolve_ctx(h)? {
             Target::Root => return Err(MErr::Root),
             Target::Ctx(i) => i,
@@ -445,6 +494,12 @@ impl Model {
     /// `release` (A4, A5): cancels (unless detached or reached), and the handle is stale at once.
     /// A registration handle is stopped instead (C-API.md).
     pub(crate) fn release(&mut self, h: MHandle) -> Result<(), MErr> {
+        let r = self.release_inner(h);
+        self.run_due();
+        r
+    }
+
+    fn release_inner(&mut self, h: MHandle) -> Result<(), MErr> {
         if let MHandle::Reg(_) = h {
             return if self.stop(h) {
                 Ok(())
@@ -466,14 +521,22 @@ impl Model {
 
     // ---- callbacks (F1-F7) ----
 
-    /// `after_func`, with `token` standing for the function and its data.
-    pub(crate) fn after_func(&mut self, h: MHandle, token: usize) -> Result<Registered, MErr> {
+    /// `after_func`, with `token` standing for the function and its data, and `act` for what it
+    /// does when it runs.
+    pub(crate) fn after_func(
+        &mut self,
+        h: MHandle,
+        token: usize,
+        act: Act,
+    ) -> Result<Registered, MErr> {
         let target = match self.resolve_ctx(h)? {
             Target::Root => None,
             Target::Ctx(i) if self.nodes[i].kind == Kind::Detached => None,
             Target::Ctx(i) => {
                 if self.done(i).is_some() {
                     self.ran.push(token); // F2
+                    self.due.push(act);
+                    self.run_due();
                     return Ok(Registered::RanNow);
                 }
                 Some(i)
@@ -484,6 +547,7 @@ impl Model {
         self.regs.push(Reg {
             target,
             token,
+            act,
             state: RegState::Pending,
         });
         if let Some(i) = target {
@@ -535,6 +599,8 @@ impl Model {
                 let cause = self.owner_cause(i);
                 self.walk(i, Reason::DeadlineExceeded, cause, judge);
                 handled += 1;
+                // Each owner's callbacks run before the next owner is handled.
+                self.run_due();
             }
         }
         handled
