@@ -256,7 +256,11 @@ impl<'a> Ctx<'a> {
     /// # Cancellation safety
     ///
     /// As [`Ctx::run_until_done`]; dropping the returned future releases the child.
-    pub async fn run_with_timeout<F: Future>(&self, ticks: u64, fut: F) -> Result<F::Output, Error> {
+    pub async fn run_with_timeout<F: Future>(
+        &self,
+        ticks: u64,
+        fut: F,
+    ) -> Result<F::Output, Error> {
         let child = self.with_timeout(ticks)?;
         child.run_until_done(fut).await
     }

@@ -65,10 +65,10 @@ mod context;
 mod deadline;
 mod diagnostics;
 mod error;
-#[cfg(feature = "std")]
-mod group;
 #[cfg(all(feature = "embassy", not(loom)))]
 mod future;
+#[cfg(feature = "std")]
+mod group;
 mod handle;
 mod lock;
 mod query;
@@ -86,9 +86,9 @@ pub use context::{AfterFunc, Ctx, OwnedCtx};
 #[cfg(feature = "diagnostics")]
 pub use diagnostics::{Leaks, Live, LiveIter, LiveKind, Report, LEAKS_KEPT};
 pub use error::Error;
-#[cfg(feature = "std")]
-pub use group::Group;
 #[cfg(all(feature = "embassy", not(loom)))]
 pub use future::{Done, EmbassyClock, UntilDone, WaiterCell, Waiters, DEFAULT_WAITERS};
+#[cfg(feature = "std")]
+pub use group::Group;
 pub use handle::Handle;
 pub use slot::Slot;

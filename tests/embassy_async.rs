@@ -53,10 +53,17 @@ fn c2_cancel_wakes_a_polled_done_future_once_and_it_reports_canceled() {
     let (count, waker) = counting_waker();
     let mut done = pin!(ctx.done_in(&W));
     assert_eq!(poll_once(done.as_mut(), &waker), Poll::Pending);
-    assert_eq!(count.0.load(SeqCst), 0, "a registered waiter never busy-polls");
+    assert_eq!(
+        count.0.load(SeqCst),
+        0,
+        "a registered waiter never busy-polls"
+    );
     ctx.cancel();
     assert_eq!(count.0.load(SeqCst), 1, "the canceler woke the task");
-    assert_eq!(poll_once(done.as_mut(), &waker), Poll::Ready(Error::Canceled));
+    assert_eq!(
+        poll_once(done.as_mut(), &waker),
+        Poll::Ready(Error::Canceled)
+    );
 }
 
 #[test]
@@ -85,7 +92,10 @@ fn c7_done_is_ready_at_once_for_a_done_context_and_takes_nothing() {
     ctx.cancel();
     let (_, waker) = counting_waker();
     let mut done = pin!(ctx.done_in(&W));
-    assert_eq!(poll_once(done.as_mut(), &waker), Poll::Ready(Error::Canceled));
+    assert_eq!(
+        poll_once(done.as_mut(), &waker),
+        Poll::Ready(Error::Canceled)
+    );
     assert_eq!((ARENA.stats().in_use, W.busy()), (1, 0));
 }
 
@@ -110,7 +120,10 @@ fn r1_a_root_never_completes_and_takes_nothing() {
     let (count, waker) = counting_waker();
     let mut done = pin!(ARENA.background().done_in(&W));
     assert_eq!(poll_once(done.as_mut(), &waker), Poll::Pending);
-    assert_eq!((ARENA.stats().in_use, W.busy(), count.0.load(SeqCst)), (0, 0, 0));
+    assert_eq!(
+        (ARENA.stats().in_use, W.busy(), count.0.load(SeqCst)),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -129,9 +142,11 @@ fn a3_without_a_free_cell_or_slot_the_future_busy_polls_and_still_completes() {
     assert_eq!(c1.0.load(SeqCst), 0);
     ctx.cancel();
     assert_eq!(c1.0.load(SeqCst), 1);
-    assert_eq!(poll_once(second.as_mut(), &w2), Poll::Ready(Error::Canceled));
+    assert_eq!(
+        poll_once(second.as_mut(), &w2),
+        Poll::Ready(Error::Canceled)
+    );
     assert_eq!(poll_once(first.as_mut(), &w1), Poll::Ready(Error::Canceled));
-
 }
 
 #[test]
@@ -142,10 +157,17 @@ fn a3_with_the_arena_full_the_future_busy_polls_and_still_completes() {
     let (count, waker) = counting_waker();
     let mut done = pin!(ctx.done_in(&W));
     assert_eq!(poll_once(done.as_mut(), &waker), Poll::Pending);
-    assert_eq!(count.0.load(SeqCst), 1, "no slot for the registration: woke itself");
+    assert_eq!(
+        count.0.load(SeqCst),
+        1,
+        "no slot for the registration: woke itself"
+    );
     assert_eq!(ARENA.stats().full_count, 1);
     ctx.cancel();
-    assert_eq!(poll_once(done.as_mut(), &waker), Poll::Ready(Error::Canceled));
+    assert_eq!(
+        poll_once(done.as_mut(), &waker),
+        Poll::Ready(Error::Canceled)
+    );
 }
 
 #[test]
@@ -167,7 +189,11 @@ fn d5_the_deadline_timer_wakes_the_waiter_and_runs_the_driver() {
     assert_eq!(count.0.load(SeqCst), 0, "not woken before the deadline");
     assert!(!SIBLING_RAN.load(SeqCst), "no driver ran yet (T5)");
     MockDriver::get().advance(Duration::from_ticks(1));
-    assert_eq!(count.0.load(SeqCst), 1, "the embassy timer woke the task at the deadline");
+    assert_eq!(
+        count.0.load(SeqCst),
+        1,
+        "the embassy timer woke the task at the deadline"
+    );
     assert_eq!(
         poll_once(done.as_mut(), &waker),
         Poll::Ready(Error::DeadlineExceeded)
@@ -217,8 +243,14 @@ fn c2_run_until_done_drops_the_work_when_canceled_and_returns_the_reason() {
     assert_eq!(poll_once(run.as_mut(), &waker), Poll::Pending);
     assert!(!DROPPED.load(SeqCst));
     ctx.cancel_with_cause(std::num::NonZeroU32::new(7).unwrap());
-    assert_eq!(poll_once(run.as_mut(), &waker), Poll::Ready(Err(Error::Canceled)));
-    assert!(DROPPED.load(SeqCst), "the work is dropped when the result is returned");
+    assert_eq!(
+        poll_once(run.as_mut(), &waker),
+        Poll::Ready(Err(Error::Canceled))
+    );
+    assert!(
+        DROPPED.load(SeqCst),
+        "the work is dropped when the result is returned"
+    );
     assert_eq!(ctx.cause().unwrap().map(|c| c.get()), Some(7));
 }
 
@@ -244,7 +276,10 @@ fn c7_run_until_done_never_polls_work_under_a_done_context() {
     let mut run = pin!(ctx.run_until_done(async {
         POLLED.store(true, SeqCst);
     }));
-    assert_eq!(poll_once(run.as_mut(), &waker), Poll::Ready(Err(Error::Canceled)));
+    assert_eq!(
+        poll_once(run.as_mut(), &waker),
+        Poll::Ready(Err(Error::Canceled))
+    );
     assert!(!POLLED.load(SeqCst));
 }
 
@@ -256,7 +291,11 @@ fn d1_run_with_timeout_gives_deadline_exceeded_and_releases_its_child() {
     let (count, waker) = counting_waker();
     let mut run = pin!(req.run_with_timeout(50, std::future::pending::<()>()));
     assert_eq!(poll_once(run.as_mut(), &waker), Poll::Pending);
-    assert_eq!(ARENA.stats().in_use, 3, "request, timeout child, registration");
+    assert_eq!(
+        ARENA.stats().in_use,
+        3,
+        "request, timeout child, registration"
+    );
     MockDriver::get().advance(Duration::from_ticks(50));
     assert_eq!(count.0.load(SeqCst), 1);
     assert_eq!(
@@ -273,7 +312,10 @@ fn a3_run_with_timeout_reports_full_without_polling() {
     let req = ARENA.background().with_cancel().unwrap();
     let (_, waker) = counting_waker();
     let mut run = pin!(req.run_with_timeout(50, async { 1 }));
-    assert_eq!(poll_once(run.as_mut(), &waker), Poll::Ready(Err(Error::Full)));
+    assert_eq!(
+        poll_once(run.as_mut(), &waker),
+        Poll::Ready(Err(Error::Full))
+    );
 }
 
 #[test]
@@ -331,9 +373,7 @@ async fn c2_tokio_run_until_done_stops_a_sleeping_task() {
     static ARENA: Arena<4> = Arena::with_clock(&EmbassyClock);
     let ctx = ARENA.background().with_cancel().unwrap();
     let view = *ctx;
-    let task = tokio::spawn(async move {
-        view.run_until_done(std::future::pending::<()>()).await
-    });
+    let task = tokio::spawn(async move { view.run_until_done(std::future::pending::<()>()).await });
     tokio::task::yield_now().await;
     ctx.cancel();
     assert_eq!(task.await.unwrap(), Err(Error::Canceled));

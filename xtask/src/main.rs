@@ -5,8 +5,10 @@
 //! | `test` | every test the project has, after installing what it needs (the README's test command) |
 //! | `check` | formatting, clippy and the cross builds only |
 //! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results |
+//! | `qemu`, `firmware-demo`, `footprint` | microcontroller suites, demo and figures ([`embedded`]) |
 
 mod bench;
+mod embedded;
 mod util;
 
 use std::process::ExitCode;
@@ -27,7 +29,11 @@ tasks:
           stress, doc, no_std cross builds, Miri, loom)
   check   formatting, clippy and the no_std cross builds only
   bench-report  docs/benchmarks.md, docs/benchmarks.svg and the README table from the
-          results of `cargo bench --bench context` (--partial: allow missing workloads)";
+          results of `cargo bench --bench context` (--partial: allow missing workloads)
+  qemu    the rule-test firmware on QEMU: microbit (thumbv6m), lm3s6965evb (thumbv7m),
+          virt (riscv32imc)
+  firmware-demo  the embassy firmware demo on lm3s6965evb (C cancels a task from an interrupt)
+  footprint  node, flash and RAM bytes per context for the three MCU targets";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +41,9 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("check") => check().map(|_| Counts::default()),
         Some("bench-report") => bench::report(&args[1..]).map(|_| Counts::default()),
+        Some("qemu") => embedded::qemu_suite(),
+        Some("firmware-demo") => embedded::firmware_demo(),
+        Some("footprint") => embedded::footprint().map(|_| Counts::default()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -134,6 +143,8 @@ fn test() -> Result<Counts> {
         .env("CARGO_TARGET_DIR", util::root().join("target/loom"))
         .env("LOOM_MAX_PREEMPTIONS", "2");
     counts.add(run(loom)?);
+    // The async layer on the host, the QEMU suites, the firmware demo and the footprint.
+    counts.add(embedded::test()?);
     if counts.failed > 0 {
         return Err(format!("{} tests failed", counts.failed));
     }

@@ -51,7 +51,10 @@ fn ms() -> u64 {
 /// The interrupt the "button" raises: PendSV, pended by software at 30 ms.
 #[exception]
 fn PendSV() {
-    println!("[{:>3} ms] interrupt: C demo_c_button_isr() -> sw_cancel_cause(upload, 0xC0DE)", ms());
+    println!(
+        "[{:>3} ms] interrupt: C demo_c_button_isr() -> sw_cancel_cause(upload, 0xC0DE)",
+        ms()
+    );
     // SAFETY: a plain C function with no preconditions; it calls only the C API, which is safe
     // to call from an interrupt handler (SPEC T1).
     let status = unsafe { demo_c_button_isr() };
@@ -63,7 +66,10 @@ fn PendSV() {
 /// One task: `steps` steps of `step_ms` each, run under `ctx` and dropped when it is done.
 #[embassy_executor::task(pool_size = 3)]
 async fn worker(slot: usize, name: &'static str, ctx: OwnedCtx<'static>, steps: u32, step_ms: u64) {
-    println!("[{:>3} ms] {name}: start, {steps} steps of {step_ms} ms", ms());
+    println!(
+        "[{:>3} ms] {name}: start, {steps} steps of {step_ms} ms",
+        ms()
+    );
     let work = async {
         for _ in 0..steps {
             Timer::after_millis(step_ms).await;

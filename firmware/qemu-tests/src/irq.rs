@@ -70,7 +70,10 @@ fn c10_t1() -> Result<(), &'static str> {
     let mut seen_live = 0u32;
     CALLBACKS.take();
     for round in 0..ROUNDS {
-        let parent = ARENA.background().with_cancel().map_err(|_| "create parent")?;
+        let parent = ARENA
+            .background()
+            .with_cancel()
+            .map_err(|_| "create parent")?;
         publish(parent.handle());
         // Children created before, during and maybe after the handler's cancel.
         let a = parent.with_cancel().map_err(|_| "create a")?;

@@ -85,8 +85,14 @@ pub(crate) static TESTS: &[Test] = &[
     ("k5_deadline_cause_only_when_the_deadline_fires", k5),
     ("k7_the_twenty_row_cause_table", k7),
     ("w1_a_detached_context_is_never_done", w1),
-    ("w2_descendants_of_a_detached_context_are_not_canceled_from_above", w2),
-    ("f1_f3_a_callback_runs_once_after_done_and_may_call_the_library", f1_f3),
+    (
+        "w2_descendants_of_a_detached_context_are_not_canceled_from_above",
+        w2,
+    ),
+    (
+        "f1_f3_a_callback_runs_once_after_done_and_may_call_the_library",
+        f1_f3,
+    ),
     ("f2_a_callback_on_a_done_context_runs_at_registration", f2),
     ("f4_stop_prevents_the_callback_and_says_so_once", f4),
     ("f5_callbacks_on_one_context_are_independent", f5),
@@ -95,7 +101,10 @@ pub(crate) static TESTS: &[Test] = &[
     ("a2_a_stale_handle_never_touches_the_slots_new_owner", a2),
     ("a3_a_full_arena_refuses_and_recovers", a3),
     ("a4_release_cancels_and_makes_the_handle_stale", a4),
-    ("a5_released_ancestors_are_kept_for_descendants_then_freed", a5),
+    (
+        "a5_released_ancestors_are_kept_for_descendants_then_freed",
+        a5,
+    ),
     ("a6_slots_in_use_return_to_the_baseline", a6),
     ("t5_expire_handles_each_deadline_once_in_order", t5_order),
     ("t5_expire_skips_contexts_done_by_other_means", t5_skip),
@@ -248,9 +257,15 @@ fn d1() -> R {
     let a = arena();
     let t = a.background().with_timeout(25).map_err(|_| "create")?;
     check_eq!(t.deadline(), Ok(Some(now() + 25)));
-    let s = a.background().with_timeout(u64::MAX).map_err(|_| "create")?;
+    let s = a
+        .background()
+        .with_timeout(u64::MAX)
+        .map_err(|_| "create")?;
     check_eq!(s.deadline(), Ok(Some(u64::MAX)));
-    let d = a.background().with_deadline(now() + 7).map_err(|_| "create")?;
+    let d = a
+        .background()
+        .with_deadline(now() + 7)
+        .map_err(|_| "create")?;
     check_eq!(d.deadline(), Ok(Some(now() + 7)));
     Ok(())
 }
@@ -271,7 +286,10 @@ fn d3() -> R {
     let a = arena();
     let t = a.background().with_timeout(0).map_err(|_| "create")?;
     check_eq!(t.err(), Err(Error::DeadlineExceeded));
-    let d = a.background().with_deadline(now() - 1).map_err(|_| "create")?;
+    let d = a
+        .background()
+        .with_deadline(now() - 1)
+        .map_err(|_| "create")?;
     check_eq!(d.err(), Err(Error::DeadlineExceeded));
     Ok(())
 }
@@ -332,7 +350,10 @@ fn v1() -> R {
 
 fn v2() -> R {
     let a = arena();
-    let outer = a.background().with_value(key(1), 10).map_err(|_| "create")?;
+    let outer = a
+        .background()
+        .with_value(key(1), 10)
+        .map_err(|_| "create")?;
     let other = outer.with_value(key(2), 20).map_err(|_| "create")?;
     let inner = other.with_value(key(1), 11).map_err(|_| "create")?;
     check_eq!(inner.value(key(1)), Ok(Some(11)));
@@ -344,7 +365,10 @@ fn v2() -> R {
 
 fn v3() -> R {
     let a = arena();
-    let top = a.background().with_value(key(4), 40).map_err(|_| "create")?;
+    let top = a
+        .background()
+        .with_value(key(4), 40)
+        .map_err(|_| "create")?;
     let leaf = top.with_cancel().map_err(|_| "create")?;
     let leaf = leaf.with_value(key(5), 50).map_err(|_| "create")?;
     top.cancel();
@@ -383,8 +407,14 @@ fn k1_k3() -> R {
 
 fn k5() -> R {
     let a = arena();
-    let t = a.background().with_timeout_cause(5, nz(21)).map_err(|_| "create")?;
-    let u = a.background().with_timeout_cause(5, nz(22)).map_err(|_| "create")?;
+    let t = a
+        .background()
+        .with_timeout_cause(5, nz(21))
+        .map_err(|_| "create")?;
+    let u = a
+        .background()
+        .with_timeout_cause(5, nz(22))
+        .map_err(|_| "create")?;
     u.cancel();
     CLOCK.advance(5);
     a.expire(now());
@@ -464,7 +494,9 @@ fn k7() -> R {
         check_eq!(got(*c), done(Error::DeadlineExceeded, SLOW)); // 14
     }
     {
-        let c = bg.with_timeout_cause(FOREVER, nz(SLOW)).map_err(|_| "create")?;
+        let c = bg
+            .with_timeout_cause(FOREVER, nz(SLOW))
+            .map_err(|_| "create")?;
         c.cancel();
         check_eq!(got(*c), done(Error::Canceled, 0)); // 15
     }
@@ -476,7 +508,9 @@ fn k7() -> R {
     }
     {
         let p = bg.with_cancel().map_err(|_| "create")?;
-        let c = p.with_timeout_cause(FOREVER, nz(SLOW)).map_err(|_| "create")?;
+        let c = p
+            .with_timeout_cause(FOREVER, nz(SLOW))
+            .map_err(|_| "create")?;
         p.cancel_with_cause(nz(EARLY));
         check_eq!(got(*c), done(Error::Canceled, EARLY)); // 17
     }
@@ -501,7 +535,10 @@ fn k7() -> R {
 
 fn w1() -> R {
     let a = arena();
-    let p = a.background().with_value(key(6), 60).map_err(|_| "create")?;
+    let p = a
+        .background()
+        .with_value(key(6), 60)
+        .map_err(|_| "create")?;
     let p = p.with_timeout(5).map_err(|_| "create")?;
     let w = p.without_cancel().map_err(|_| "create")?;
     check_eq!(w.value(key(6)), Ok(Some(60)));
@@ -663,7 +700,10 @@ fn a3() -> R {
     let y = x.with_cancel().map_err(|_| "create")?;
     let z = y.with_cancel().map_err(|_| "create")?;
     check_eq!(z.with_cancel().map(|_| ()), Err(Error::Full));
-    check_eq!(a.background().with_value(key(1), 1).map(|_| ()), Err(Error::Full));
+    check_eq!(
+        a.background().with_value(key(1), 1).map(|_| ()),
+        Err(Error::Full)
+    );
     check_eq!(a.stats().full_count, 2);
     check_eq!(x.err(), Ok(()));
     drop(z);
@@ -701,7 +741,10 @@ fn a6() -> R {
     let a = arena();
     let base = a.stats().in_use;
     for round in 0..50u32 {
-        let r = a.background().with_timeout(5 + u64::from(round % 3)).map_err(|_| "create")?;
+        let r = a
+            .background()
+            .with_timeout(5 + u64::from(round % 3))
+            .map_err(|_| "create")?;
         let v = r.with_value(key(1), round as usize).map_err(|_| "create")?;
         let c = v.with_cancel().map_err(|_| "create")?;
         let reg = c.after_func(bump, 0).map_err(|_| "register")?;
@@ -722,9 +765,18 @@ fn a6() -> R {
 fn t5_order() -> R {
     let a = arena();
     let t0 = now();
-    let late = a.background().with_deadline(t0 + 30).map_err(|_| "create")?;
-    let early = a.background().with_deadline(t0 + 10).map_err(|_| "create")?;
-    let mid = a.background().with_deadline(t0 + 20).map_err(|_| "create")?;
+    let late = a
+        .background()
+        .with_deadline(t0 + 30)
+        .map_err(|_| "create")?;
+    let early = a
+        .background()
+        .with_deadline(t0 + 10)
+        .map_err(|_| "create")?;
+    let mid = a
+        .background()
+        .with_deadline(t0 + 20)
+        .map_err(|_| "create")?;
     let under = early.with_timeout(FOREVER).map_err(|_| "create")?;
     check_eq!(a.next_deadline(), Some(t0 + 10));
     check_eq!(a.expire(t0 + 9), 0);
