@@ -324,6 +324,10 @@ impl<'a> Tree<'a> {
         if kind == Kind::Deadline {
             self.dq_remove(i); // I5
         }
+        #[cfg_attr(
+            not(target_has_atomic = "32"),
+            allow(clippy::never_loop, reason = "only the CAS retries")
+        )]
         loop {
             let (e, c) = if self.expired(i, s) {
                 let c = match (kind, expired_cause) {
@@ -575,7 +579,12 @@ impl ArenaView {
     ) -> Result<Handle, Error> {
         let now = self.now();
         let at = now.saturating_add(ticks);
-        self.create(parent, Spec::Deadline { at, cause }, Some(now), Site::caller())
+        self.create(
+            parent,
+            Spec::Deadline { at, cause },
+            Some(now),
+            Site::caller(),
+        )
     }
 
     /// A value layer (SPEC V1): key 0 gives [`Error::ZeroKey`].
