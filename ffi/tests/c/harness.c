@@ -30,12 +30,27 @@ unsigned sw_test_in_use(void) {
     return s.in_use;
 }
 
+/* SW_TEST_ONLY: a comma-separated list of name prefixes. */
+static int selected(const char *only, const char *name) {
+    while (*only) {
+        size_t n = strcspn(only, ",");
+        if (n > 0 && strncmp(name, only, n) == 0) {
+            return 1;
+        }
+        only += n;
+        if (*only == ',') {
+            only++;
+        }
+    }
+    return 0;
+}
+
 int sw_run_tests(const struct sw_test *const *groups) {
     unsigned passed = 0, failed = 0;
     const char *only = getenv("SW_TEST_ONLY");
     for (; *groups; groups++) {
         for (const struct sw_test *t = *groups; t->name; t++) {
-            if (only && !strstr(t->name, only)) {
+            if (only && !selected(only, t->name)) {
                 continue;
             }
             unsigned before = sw_test_in_use();

@@ -10,6 +10,10 @@
 
 #include "stopwire.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef void (*sw_test_fn)(void);
 
 struct sw_test {
@@ -62,5 +66,9 @@ unsigned sw_test_in_use(void);
 void sw_test_clock_install(unsigned long long start);
 void sw_test_clock_set(unsigned long long now);
 void sw_test_clock_uninstall(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,0 +1,502 @@
+//! The C API's tasks: `header` (regenerate include/stopwire.h), `install --prefix DIR`, and
+//! `c-test` (the header checks, the C and C++ suites plain, under ASan/UBSan and valgrind, the
+//! small-capacity build, and the installed package used from pkg-config and CMake).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{cmd, ensure_debian, have, output, root, run, Counts, Result};
+
+/// The cbindgen release that generated the committed header.
+const CBINDGEN_VERSION: &str = "0.29.4";
+
+/// C warnings every C and C++ file of the suite must be clean of.
+const WARN: [&str; 4] = ["-Wall", "-Wextra", "-Wpedantic", "-Werror"];
+
+/// Libraries the Rust staticlib needs on Linux (as `rustc --print native-static-libs` reports).
+const NATIVE_LIBS: [&str; 3] = ["-lpthread", "-ldl", "-lm"];
+
+/// Capacity of the small build that proves the build setting (and fills quickly).
+const SMALL_CAPACITY: &str = "16";
+
+/// Where cargo puts its builds (honours `CARGO_TARGET_DIR`).
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => root().join(d),
+        None => root().join("target"),
+    }
+}
+
+/// Scratch space of these tasks.
+fn work_dir() -> Result<PathBuf> {
+    let d = target_dir().join("ffi-c");
+    fs::create_dir_all(&d).map_err(|e| format!("create {}: {e}", d.display()))?;
+    Ok(d)
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Installs cbindgen 0.29.4 unless that exact version is on the PATH.
+fn ensure_cbindgen() -> Result {
+    let current = output(cmd("cbindgen", &["--version"])).unwrap_or_default();
+    if current.trim() == format!("cbindgen {CBINDGEN_VERSION}") {
+        return Ok(());
+    }
+    run(cmd(
+        "cargo",
+        &[
+            "install",
+            "cbindgen",
+            "--locked",
+            "--version",
+            CBINDGEN_VERSION,
+        ],
+    ))
+    .map(|_| ())
+}
+
+/// Runs cbindgen for the FFI crate into `out`.
+fn generate_header(out: &Path) -> Result {
+    ensure_cbindgen()?;
+    run(cmd(
+        "cbindgen",
+        &[
+            "--quiet",
+            "--config",
+            "ffi/cbindgen.toml",
+            "--crate",
+            "stopwire-ffi",
+            "--output",
+            &path_str(out),
+            "ffi",
+        ],
+    ))
+    .map(|_| ())
+}
+
+/// `cargo xtask header`: regenerates include/stopwire.h.
+pub(crate) fn header() -> Result {
+    generate_header(&root().join("include/stopwire.h"))?;
+    println!("wrote include/stopwire.h");
+    Ok(())
+}
+
+/// Builds libstopwire (release) into `target` with `capacity` (None: the default).
+fn build_library(target: &Path, capacity: Option<&str>) -> Result<PathBuf> {
+    let mut c = cmd("cargo", &["build", "-p", "stopwire-ffi", "--release"]);
+    c.env("CARGO_TARGET_DIR", target);
+    match capacity {
+        Some(n) => c.env("STOPWIRE_CAPACITY", n),
+        None => c.env_remove("STOPWIRE_CAPACITY"),
+    };
+    run(c)?;
+    Ok(target.join("release"))
+}
+
+/// `cargo xtask install --prefix DIR`: the headers, both libraries, stopwire.pc and the CMake
+/// package (`find_package(stopwire)` gives `stopwire::stopwire`).
+pub(crate) fn install(args: &[String]) -> Result {
+    let prefix = match args {
+        [flag, dir] if flag == "--prefix" => PathBuf::from(dir),
+        _ => return Err("usage: cargo xtask install --prefix DIR".into()),
+    };
+    let prefix = if prefix.is_absolute() {
+        prefix
+    } else {
+        std::env::current_dir()
+            .map_err(|e| e.to_string())?
+            .join(prefix)
+    };
+    let lib_dir = build_library(&target_dir(), None)?;
+    install_into(&prefix, &lib_dir)
+}
+
+fn copy(from: &Path, to: &Path) -> Result {
+    fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))
+}
+
+fn write(to: &Path, text: &str) -> Result {
+    fs::write(to, text).map_err(|e| format!("write {}: {e}", to.display()))
+}
+
+/// The version of the FFI crate, from ffi/Cargo.toml.
+fn crate_version() -> Result<String> {
+    let toml = fs::read_to_string(root().join("ffi/Cargo.toml")).map_err(|e| e.to_string())?;
+    toml.lines()
+        .find_map(|l| {
+            let v = l.strip_prefix("version")?.trim().strip_prefix('=')?.trim();
+            Some(v.trim_matches('"').to_string())
+        })
+        .ok_or_else(|| "no version in ffi/Cargo.toml".to_string())
+}
+
+fn install_into(prefix: &Path, lib_dir: &Path) -> Result {
+    let include = prefix.join("include");
+    let lib = prefix.join("lib");
+    let pkgconfig = lib.join("pkgconfig");
+    let cmake = lib.join("cmake/stopwire");
+    for d in [&include, &lib, &pkgconfig, &cmake] {
+        fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+    }
+    copy(
+        &root().join("include/stopwire.h"),
+        &include.join("stopwire.h"),
+    )?;
+    copy(
+        &root().join("include/stopwire.hpp"),
+        &include.join("stopwire.hpp"),
+    )?;
+    copy(&lib_dir.join("libstopwire.a"), &lib.join("libstopwire.a"))?;
+    copy(&lib_dir.join("libstopwire.so"), &lib.join("libstopwire.so"))?;
+    let version = crate_version()?;
+    let fill = |template: &str| -> Result<String> {
+        let text = fs::read_to_string(root().join("ffi/pkg").join(template))
+            .map_err(|e| format!("read ffi/pkg/{template}: {e}"))?;
+        Ok(text
+            .replace("@PREFIX@", &path_str(prefix))
+            .replace("@VERSION@", &version)
+            .replace("@NATIVE_LIBS@", &NATIVE_LIBS.join(" ")))
+    };
+    write(&pkgconfig.join("stopwire.pc"), &fill("stopwire.pc.in")?)?;
+    write(
+        &cmake.join("stopwire-config.cmake"),
+        &fill("stopwire-config.cmake.in")?,
+    )?;
+    write(
+        &cmake.join("stopwire-config-version.cmake"),
+        &fill("stopwire-config-version.cmake.in")?,
+    )?;
+    println!("installed stopwire {version} into {}", prefix.display());
+    Ok(())
+}
+
+/// A C or C++ compiler invocation from the workspace root.
+fn compiler(program: &str, std: &str, extra: &[&str]) -> Command {
+    let mut c = cmd(program, &[&format!("-std={std}")]);
+    c.args(WARN).args(extra);
+    c
+}
+
+/// Every check of the header on its own, and of its version macros.
+fn check_header(work: &Path) -> Result {
+    let fresh = work.join("stopwire.fresh.h");
+    generate_header(&fresh)?;
+    let committed = fs::read_to_string(root().join("include/stopwire.h"))
+        .map_err(|e| format!("read include/stopwire.h: {e}"))?;
+    let generated = fs::read_to_string(&fresh).map_err(|e| e.to_string())?;
+    if committed != generated {
+        return Err(format!(
+            "include/stopwire.h differs from a fresh cbindgen run ({}): run `cargo xtask header`",
+            fresh.display()
+        ));
+    }
+    println!("include/stopwire.h equals a fresh cbindgen {CBINDGEN_VERSION} run");
+
+    let version = crate_version()?;
+    let parts: Vec<&str> = version.split(['.', '-']).take(3).collect();
+    for (name, want) in ["MAJOR", "MINOR", "PATCH"].iter().zip(&parts) {
+        let line = format!("#define SW_VERSION_{name} {want}");
+        if !committed.lines().any(|l| l.trim() == line) {
+            return Err(format!(
+                "include/stopwire.h lacks `{line}` (Cargo.toml: {version})"
+            ));
+        }
+    }
+    println!("version macros equal ffi/Cargo.toml ({version})");
+
+    let c_file = work.join("header_alone.c");
+    write(
+        &c_file,
+        "#include \"stopwire.h\"\nint sw_header_compiles(void);\nint sw_header_compiles(void) { return SW_OK; }\n",
+    )?;
+    let cpp_file = work.join("header_alone.cpp");
+    write(
+        &cpp_file,
+        "#include \"stopwire.h\"\n#include \"stopwire.hpp\"\nint sw_header_compiles() { return SW_OK; }\n",
+    )?;
+    let obj = path_str(&work.join("header_alone.o"));
+    let (c, cpp) = (path_str(&c_file), path_str(&cpp_file));
+    for std in ["c99", "c11"] {
+        run(compiler("gcc", std, &["-Iinclude", "-c", &c, "-o", &obj]))?;
+    }
+    for std in ["c++17", "c++20"] {
+        run(compiler("g++", std, &["-Iinclude", "-c", &cpp, "-o", &obj]))?;
+    }
+    for std in ["c99", "c11"] {
+        run(compiler(
+            "arm-none-eabi-gcc",
+            std,
+            &[
+                "-ffreestanding",
+                "-mcpu=cortex-m3",
+                "-mthumb",
+                "-Iinclude",
+                "-c",
+                &c,
+                "-o",
+                &obj,
+            ],
+        ))?;
+    }
+    println!("the header compiles alone as C99, C11, C++17 and freestanding arm-none-eabi");
+    Ok(())
+}
+
+/// The suites, built against the static library in `lib_dir`.
+struct Suites {
+    c: PathBuf,
+    c_asan: PathBuf,
+    hpp: PathBuf,
+    hpp_asan: PathBuf,
+    stop_token: PathBuf,
+    stop_token_asan: PathBuf,
+}
+
+const C_SOURCES: [&str; 5] = [
+    "ffi/tests/c/harness.c",
+    "ffi/tests/c/rules.c",
+    "ffi/tests/c/bad_input.c",
+    "ffi/tests/c/threads.c",
+    "ffi/tests/c/main.c",
+];
+
+const SANITIZE: [&str; 2] = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"];
+
+fn build_suites(work: &Path, lib_dir: &Path, tag: &str) -> Result<Suites> {
+    let lib = path_str(&lib_dir.join("libstopwire.a"));
+    let common = ["-Iinclude", "-Iffi/tests/c", "-g", "-O1", "-pthread"];
+    let exe = |name: &str| work.join(format!("{name}{tag}"));
+    let c_build = |out: &Path, sanitize: bool| -> Result {
+        let mut c = compiler("gcc", "c11", &common);
+        if sanitize {
+            c.args(SANITIZE);
+        }
+        c.args(C_SOURCES)
+            .arg(&lib)
+            .args(NATIVE_LIBS)
+            .arg("-o")
+            .arg(out);
+        run(c).map(|_| ())
+    };
+    // The C++ tests share the C harness, compiled as C.
+    let harness_plain = work.join(format!("harness{tag}.o"));
+    let harness_asan = work.join(format!("harness_asan{tag}.o"));
+    for (out, sanitize) in [(&harness_plain, false), (&harness_asan, true)] {
+        let mut c = compiler("gcc", "c11", &common);
+        if sanitize {
+            c.args(SANITIZE);
+        }
+        c.args(["-c", "ffi/tests/c/harness.c", "-o"]).arg(out);
+        run(c)?;
+    }
+    let cpp_build = |std: &str, source: &str, out: &Path, sanitize: bool| -> Result {
+        let mut c = compiler("g++", std, &common);
+        if sanitize {
+            c.args(SANITIZE);
+        }
+        let harness = if sanitize { &harness_asan } else { &harness_plain };
+        c.arg(source)
+            .arg(harness)
+            .arg(&lib)
+            .args(NATIVE_LIBS)
+            .arg("-o")
+            .arg(out);
+        run(c).map(|_| ())
+    };
+    let s = Suites {
+        c: exe("c_suite"),
+        c_asan: exe("c_suite_asan"),
+        hpp: exe("hpp_test"),
+        hpp_asan: exe("hpp_test_asan"),
+        stop_token: exe("stop_token_test"),
+        stop_token_asan: exe("stop_token_test_asan"),
+    };
+    c_build(&s.c, false)?;
+    c_build(&s.c_asan, true)?;
+    cpp_build("c++17", "ffi/tests/c/hpp_test.cpp", &s.hpp, false)?;
+    cpp_build("c++17", "ffi/tests/c/hpp_test.cpp", &s.hpp_asan, true)?;
+    cpp_build(
+        "c++20",
+        "ffi/tests/c/stop_token_test.cpp",
+        &s.stop_token,
+        false,
+    )?;
+    cpp_build(
+        "c++20",
+        "ffi/tests/c/stop_token_test.cpp",
+        &s.stop_token_asan,
+        true,
+    )?;
+    Ok(s)
+}
+
+/// Runs a test program plain, or under the sanitizers' strict settings, or under valgrind.
+fn run_test(exe: &Path, how: &str) -> Result<Counts> {
+    let mut c = match how {
+        "valgrind" => {
+            let mut c = cmd(
+                "valgrind",
+                &[
+                    "--quiet",
+                    "--error-exitcode=99",
+                    "--leak-check=full",
+                    "--errors-for-leak-kinds=definite",
+                ],
+            );
+            c.arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    };
+    c.current_dir(root())
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
+    run(c)
+}
+
+/// Installs into a temporary prefix and builds the README's C example against it twice: with
+/// `pkg-config --cflags --libs` and with CMake's `find_package(stopwire)`.
+fn check_install(work: &Path, lib_dir: &Path) -> Result<Counts> {
+    let prefix = work.join("prefix");
+    let _ = fs::remove_dir_all(&prefix);
+    install_into(&prefix, lib_dir)?;
+    let mut counts = Counts::default();
+
+    // pkg-config (the shared library, as `-lstopwire` finds it): the C and the C++ example.
+    let pc_path = path_str(&prefix.join("lib/pkgconfig"));
+    let mut pc = cmd("pkg-config", &["--cflags", "--libs", "stopwire"]);
+    pc.env("PKG_CONFIG_PATH", &pc_path);
+    let pc_flags = output(pc)?;
+    for (compiler_name, std, source) in [
+        ("gcc", "c11", "ffi/examples/worker.c"),
+        ("g++", "c++17", "ffi/examples/worker.cpp"),
+    ] {
+        let exe = work.join(format!("worker_pkgconfig_{compiler_name}"));
+        let mut cc = compiler(compiler_name, std, &["-pthread"]);
+        cc.arg(source).arg("-o").arg(&exe);
+        cc.args(pc_flags.split_whitespace());
+        run(cc)?;
+        let mut app = Command::new(&exe);
+        app.env("LD_LIBRARY_PATH", prefix.join("lib"));
+        let out = output(app)?;
+        check_worker_output(&out, &format!("pkg-config ({source})"))?;
+        counts.passed += 1;
+    }
+
+    // CMake: find_package(stopwire) and the stopwire::stopwire target.
+    let project = work.join("cmake-project");
+    let build = work.join("cmake-build");
+    let _ = fs::remove_dir_all(&project);
+    let _ = fs::remove_dir_all(&build);
+    fs::create_dir_all(&project).map_err(|e| e.to_string())?;
+    copy(
+        &root().join("ffi/examples/worker.c"),
+        &project.join("worker.c"),
+    )?;
+    copy(
+        &root().join("ffi/examples/CMakeLists.txt"),
+        &project.join("CMakeLists.txt"),
+    )?;
+    run(cmd(
+        "cmake",
+        &[
+            "-S",
+            &path_str(&project),
+            "-B",
+            &path_str(&build),
+            &format!("-DCMAKE_PREFIX_PATH={}", path_str(&prefix)),
+        ],
+    ))?;
+    run(cmd("cmake", &["--build", &path_str(&build)]))?;
+    let out = output(Command::new(build.join("worker")))?;
+    check_worker_output(&out, "CMake")?;
+    counts.passed += 1;
+    println!("install: the examples build and run with pkg-config and CMake");
+    Ok(counts)
+}
+
+fn check_worker_output(out: &str, how: &str) -> Result {
+    if out.contains("worker stopped: context canceled") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the example built with {how} printed something else:\n{out}"
+        ))
+    }
+}
+
+/// `cargo xtask c-test`: everything about the C and C++ API.
+pub(crate) fn c_test() -> Result<Counts> {
+    ensure_debian(&[
+        "gcc",
+        "g++",
+        "valgrind",
+        "pkg-config",
+        "cmake",
+        "gcc-arm-none-eabi",
+    ])?;
+    for tool in [
+        "gcc",
+        "g++",
+        "valgrind",
+        "pkg-config",
+        "cmake",
+        "arm-none-eabi-gcc",
+    ] {
+        if !have(tool) {
+            return Err(format!("`{tool}` is missing after installation"));
+        }
+    }
+    let work = work_dir()?;
+    check_header(&work)?;
+    let mut counts = Counts::default();
+    counts.passed += 1; // the header checks above
+
+    let lib_dir = build_library(&target_dir(), None)?;
+    let suites = build_suites(&work, &lib_dir, "")?;
+    for exe in [&suites.c, &suites.hpp, &suites.stop_token] {
+        counts.add(run_test(exe, "plain")?);
+    }
+    for exe in [&suites.c_asan, &suites.hpp_asan, &suites.stop_token_asan] {
+        counts.add(run_test(exe, "sanitizers")?);
+    }
+    for exe in [&suites.c, &suites.hpp, &suites.stop_token] {
+        counts.add(run_test(exe, "valgrind")?);
+    }
+
+    // The build setting: a 16-slot library reports 16 and fills (A3, A6).
+    let small_dir = build_library(&target_dir().join("ffi-capacity-16"), Some(SMALL_CAPACITY))?;
+    let small = work.join("c_suite_small");
+    let mut c = compiler(
+        "gcc",
+        "c11",
+        &["-Iinclude", "-Iffi/tests/c", "-g", "-O1", "-pthread"],
+    );
+    c.args(C_SOURCES)
+        .arg(small_dir.join("libstopwire.a"))
+        .args(NATIVE_LIBS)
+        .arg("-o")
+        .arg(&small);
+    run(c)?;
+    let mut small_run = Command::new(&small);
+    small_run
+        .current_dir(root())
+        .env("SW_EXPECT_CAPACITY", SMALL_CAPACITY)
+        // The tests that fit in 16 slots: the full arena, capacity, and bad input.
+        .env(
+            "SW_TEST_ONLY",
+            "a3_,a6_,a2_null,a2_stop,a2_released,a2_forged,r3_,f6_,f4_stop",
+        );
+    counts.add(run(small_run)?);
+
+    counts.add(check_install(&work, &lib_dir)?);
+    if counts.failed > 0 {
+        return Err(format!("{} C/C++ tests failed", counts.failed));
+    }
+    Ok(counts)
+}
