@@ -6,8 +6,10 @@
 //! | `check` | formatting, clippy and the cross builds only |
 //! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results |
 //! | `qemu`, `firmware-demo`, `footprint` | microcontroller suites, demo and figures ([`embedded`]) |
+//! | `header`, `install`, `c-test` | the C API: header generation, installation, C/C++ suites ([`ctest`]) |
 
 mod bench;
+mod ctest;
 mod embedded;
 mod util;
 
@@ -33,7 +35,10 @@ tasks:
   qemu    the rule-test firmware on QEMU: microbit (thumbv6m), lm3s6965evb (thumbv7m),
           virt (riscv32imc)
   firmware-demo  the embassy firmware demo on lm3s6965evb (C cancels a task from an interrupt)
-  footprint  node, flash and RAM bytes per context for the three MCU targets";
+  footprint  node, flash and RAM bytes per context for the three MCU targets
+  header  regenerate include/stopwire.h with cbindgen 0.29.4
+  install --prefix DIR  headers, libstopwire.a/.so, stopwire.pc and the CMake package into DIR
+  c-test  the C API: header checks, C and C++ suites (plain, ASan/UBSan, valgrind), install";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +49,9 @@ fn main() -> ExitCode {
         Some("qemu") => embedded::qemu_suite(),
         Some("firmware-demo") => embedded::firmware_demo(),
         Some("footprint") => embedded::footprint().map(|_| Counts::default()),
+        Some("header") => ctest::header().map(|_| Counts::default()),
+        Some("install") => ctest::install(&args[1..]).map(|_| Counts::default()),
+        Some("c-test") => ctest::c_test(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -143,6 +151,8 @@ fn test() -> Result<Counts> {
         .env("CARGO_TARGET_DIR", util::root().join("target/loom"))
         .env("LOOM_MAX_PREEMPTIONS", "2");
     counts.add(run(loom)?);
+    // The C and C++ API: header, suites under sanitizers and valgrind, install.
+    counts.add(ctest::c_test()?);
     // The async layer on the host, the QEMU suites, the firmware demo and the footprint.
     counts.add(embedded::test()?);
     if counts.failed > 0 {
