@@ -67,7 +67,6 @@ mod diagnostics;
 mod error;
 #[cfg(all(feature = "embassy", not(loom)))]
 mod future;
-#[cfg(feature = "std")]
 mod group;
 mod handle;
 mod lock;
@@ -90,5 +89,7 @@ pub use error::Error;
 pub use future::{Done, EmbassyClock, UntilDone, WaiterCell, Waiters, DEFAULT_WAITERS};
 #[cfg(feature = "std")]
 pub use group::Group;
+#[cfg(not(loom))]
+pub use group::{Member, TaskGroup, Wait};
 pub use handle::Handle;
 pub use slot::Slot;
