@@ -133,6 +133,22 @@ fn test() -> Result<Counts> {
             "--lib",
         ],
     ))?);
+    // Leak diagnostics with `log` (full arena and leaks logged), the async group under
+    // embassy-executor.
+    counts.add(run(cmd(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "stopwire",
+            "--features",
+            "log,embassy",
+            "--test",
+            "diagnostics",
+            "--test",
+            "group",
+        ],
+    ))?);
     // Miri over the unit tests and the Miri-sized subset of the rule tests.
     let mut miri = cmd(
         "cargo",
