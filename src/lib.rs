@@ -43,6 +43,11 @@
 //! - `std` (default): [`StdClock`] as the default clock, and a per-arena spin lock instead of a
 //!   critical section. Without it the crate is `#![no_std]` with no allocator, and the firmware
 //!   provides a `critical-section` implementation.
+//! - `embassy`: async waiting. `Ctx::done()` is a future that completes once the context is
+//!   done, `Ctx::run_until_done(fut)` drops `fut` when it is, and `EmbassyClock` counts
+//!   embassy-time ticks; an embassy-time timer wakes waiters at deadlines. Any executor works.
+//!   The waking design is at the top of `future`.
+//! - `defmt`: `defmt::Format` for [`Error`], [`Handle`] and [`Stats`].
 //!
 //! ## Where the design is written
 //!

@@ -14,6 +14,8 @@ fn main() {
         .file("c/button.c")
         .include("../../include")
         .flag("-std=c11")
+        // Only the compiler's own headers (stdint.h, stdbool.h): no C library needed.
+        .flag("-ffreestanding")
         .flag("-Wall")
         .flag("-Wextra")
         .flag("-Werror")
