@@ -111,7 +111,7 @@ typedef uint32_t sw_status;
  */
 typedef struct sw_ctx {
     /**
-     * The packed handle (Rust: `stopwire::Handle::to_raw`).
+     * The packed handle (Rust: `Handle::to_raw` of the engine).
      */
     uint64_t raw;
 } sw_ctx;

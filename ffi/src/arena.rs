@@ -1,6 +1,6 @@
 //! The one process-wide arena of the C API, and the panic guard every function runs in.
 
-use stopwire::{Arena, ArenaView};
+use engine::{Arena, ArenaView};
 
 use crate::clock::CClock;
 
@@ -21,7 +21,7 @@ pub fn arena() -> &'static ArenaView {
 #[cfg(feature = "std")]
 #[inline(always)]
 pub(crate) fn guard<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(on_panic)
+    std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)).unwrap_or(on_panic)
 }
 
 /// Without `std` there is no unwinding: a panic ends in the crate's panic handler, never in C.

@@ -6,7 +6,7 @@
 use core::ffi::c_void;
 use core::num::NonZeroU32;
 
-use stopwire::{Callback, Error, Handle};
+use engine::{Callback, Error, Handle};
 
 use crate::arena::{guard, ARENA};
 use crate::status::{status_of, sw_status};

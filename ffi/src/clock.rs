@@ -6,7 +6,7 @@
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use stopwire::Clock;
+use engine::Clock;
 
 use crate::arena::{guard, ARENA};
 
@@ -22,7 +22,7 @@ impl Clock for CClock {
         let f = NOW_FN.load(Ordering::Acquire);
         if f.is_null() {
             #[cfg(feature = "std")]
-            return stopwire::StdClock.now();
+            return engine::StdClock.now();
             #[cfg(not(feature = "std"))]
             return 0;
         }

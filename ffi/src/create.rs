@@ -2,7 +2,7 @@
 //! one engine method, and writes the new handle only on success. None is ISR-safe by contract
 //! (creation takes the arena lock, a critical section on microcontrollers); none runs a callback.
 
-use stopwire::{Error, Handle};
+use engine::{Error, Handle};
 
 use crate::arena::{guard, ARENA};
 use crate::status::sw_status;

@@ -3,7 +3,7 @@
 //! `libstopwire.a` / `libstopwire.so` and the header `include/stopwire.h` (generated from this
 //! crate by cbindgen, `cargo xtask header`). The contract is `C-API.md`; the behaviour is SPEC.md's,
 //! because every `sw_*` function only translates its arguments and calls one method of the engine
-//! ([`stopwire::ArenaView`]) on one process-wide arena ([`ARENA`]): no rule is implemented here.
+//! ([`engine::ArenaView`]) on one process-wide arena ([`ARENA`]): no rule is implemented here.
 //!
 //! ```c
 //! #include <stopwire.h>
@@ -15,7 +15,7 @@
 //! ```
 //!
 //! The same functions are callable from Rust (they are in this rlib), and Rust code can view a
-//! context created in C through [`arena`] and [`stopwire::Handle::from_raw`].
+//! context created in C through [`arena`] and [`engine::Handle::from_raw`].
 //!
 //! ## Conventions (STYLE.md 13)
 //!
@@ -32,7 +32,7 @@
 //! ## Modules
 //!
 //! `arena` (the static arena and the panic guard), `status` (status codes and the mapping from
-//! [`stopwire::Error`]), `clock` (the swappable tick source), `create` (the `sw_with_*`
+//! [`engine::Error`]), `clock` (the swappable tick source), `create` (the `sw_with_*`
 //! functions), `cancel` (cancel, release, callbacks, the deadline driver) and `query` (the
 //! lock-free checks, statistics and version).
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -58,13 +58,15 @@ pub use create::{
     sw_background, sw_todo, sw_with_cancel, sw_with_deadline, sw_with_deadline_cause,
     sw_with_timeout, sw_with_timeout_cause, sw_with_value, sw_without_cancel,
 };
+/// The engine (the `stopwire` package), re-exported for Rust code that shares the C arena.
+pub use engine;
 pub use query::{
     sw_cause, sw_deadline, sw_err, sw_is_done, sw_stats, sw_stats_get, sw_value, sw_version,
     SW_VERSION_MAJOR, SW_VERSION_MINOR, SW_VERSION_PATCH,
 };
 pub use status::{sw_status, sw_status_str};
 
-use stopwire::Handle;
+use engine::Handle;
 
 /// A context handle: a slot index and a generation packed in 64 bits. The all-zero value is never
 /// a valid context [R3]. Handles are plain values: copy them freely; once released they are stale
@@ -72,7 +74,7 @@ use stopwire::Handle;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct sw_ctx {
-    /// The packed handle (Rust: `stopwire::Handle::to_raw`).
+    /// The packed handle (Rust: `Handle::to_raw` of the engine).
     pub raw: u64,
 }
 

@@ -1,8 +1,8 @@
-//! Status codes, and the one mapping from [`stopwire::Error`] to them.
+//! Status codes, and the one mapping from [`engine::Error`] to them.
 
 use core::ffi::c_char;
 
-use stopwire::Error;
+use engine::Error;
 
 /// The result of a call: a `uint32_t` in C (an enum with `uint32_t` underlying type in C++). `SW_OK` is 0; the other numbers are fixed once published
 /// and never reused. Every refusal (any code but `SW_OK`, `SW_CANCELED` and

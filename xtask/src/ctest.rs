@@ -457,6 +457,24 @@ pub(crate) fn c_test() -> Result<Counts> {
     let mut counts = Counts::default();
     counts.passed += 1; // the header checks above
 
+    // The crate without std, as firmware links it (the rlib; EMBEDDED.md), lint-clean.
+    crate::util::ensure_targets(&["thumbv7m-none-eabi"])?;
+    run(cmd(
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "stopwire-ffi",
+            "--no-default-features",
+            "--release",
+            "--target",
+            "thumbv7m-none-eabi",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ))?;
+
     let lib_dir = build_library(&target_dir(), None)?;
     let suites = build_suites(&work, &lib_dir, "")?;
     for exe in [&suites.c, &suites.hpp, &suites.stop_token] {
