@@ -299,7 +299,11 @@ fn build_suites(work: &Path, lib_dir: &Path, tag: &str) -> Result<Suites> {
         if sanitize {
             c.args(SANITIZE);
         }
-        let harness = if sanitize { &harness_asan } else { &harness_plain };
+        let harness = if sanitize {
+            &harness_asan
+        } else {
+            &harness_plain
+        };
         c.arg(source)
             .arg(harness)
             .arg(&lib)
