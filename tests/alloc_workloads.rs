@@ -1,0 +1,206 @@
+//! SPEC A1 for the benchmark workloads (`benches/context.rs`, BENCHMARKS.md "Zero allocation"):
+//! a counting global allocator, armed per thread, watches one run of each stopwire workload, on an
+//! arena with the default host clock (`StdClock`) and the default features, as the benches run
+//! them. Storage that the harness itself needs (the vector holding a tree's handles, the threads)
+//! is made before the counter is armed, as the benches do outside the timed part.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::num::NonZeroUsize;
+use std::sync::Barrier;
+use std::thread;
+
+use stopwire::{Arena, OwnedCtx};
+
+struct Counting;
+
+thread_local! {
+    // Const-initialised, no destructor: usable from inside the allocator without allocating.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note() {
+    let _ = ARMED.try_with(|armed| {
+        if armed.get() {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
+// thread-local cells that need no allocation.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` with the counter armed on this thread and returns how many heap calls it made.
+fn heap_calls<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    COUNT.with(|c| c.set(0));
+    ARMED.with(|a| a.set(true));
+    let r = f();
+    ARMED.with(|a| a.set(false));
+    (COUNT.with(|c| c.get()), r)
+}
+
+/// Asserts that `f` made no heap call, naming the workload.
+fn assert_no_heap<R>(workload: &str, f: impl FnOnce() -> R) -> R {
+    let (calls, r) = heap_calls(f);
+    assert_eq!(calls, 0, "{workload}: {calls} heap calls");
+    r
+}
+
+const HOUR: u64 = 3_600_000_000;
+
+static ARENA: Arena<1024> = Arena::new();
+
+fn tree(fanout: usize, hold: &mut Vec<OwnedCtx<'static>>) {
+    let root = ARENA.background().with_cancel().unwrap();
+    for _ in 0..fanout {
+        let child = root.with_cancel().unwrap();
+        for _ in 0..fanout {
+            hold.push(child.with_cancel().unwrap());
+        }
+        hold.push(child);
+    }
+    assert!(root.cancel());
+    assert!(hold.iter().all(|c| c.is_done()));
+    drop(root);
+    hold.clear();
+}
+
+#[test]
+fn a1_every_benchmark_workload_runs_without_allocating() {
+    // Warm-up outside the armed window: the first StdClock reading sets its epoch.
+    let _ = ARENA.now();
+    let mut hold: Vec<OwnedCtx<'static>> = Vec::with_capacity(1024);
+    let key = NonZeroUsize::new(1).unwrap();
+
+    assert_no_heap("check/depth1, check/depth10, check/deadline", || {
+        let d1 = ARENA.background().with_cancel().unwrap();
+        assert!(!black_box(*d1).is_done());
+        let mut chain = [const { None::<OwnedCtx<'static>> }; 10];
+        let mut parent = ARENA.background();
+        for link in chain.iter_mut() {
+            let c = parent.with_cancel().unwrap();
+            parent = *c;
+            *link = Some(c);
+        }
+        assert!(!black_box(parent).is_done());
+        let dl = ARENA.background().with_timeout(HOUR).unwrap();
+        assert!(!black_box(*dl).is_done());
+    });
+
+    let parent = ARENA.background().with_cancel().unwrap();
+    assert_no_heap("create_cancel/cancel", || {
+        let child = parent.with_cancel().unwrap();
+        assert!(child.cancel());
+        drop(child);
+    });
+    assert_no_heap("create_cancel/timeout", || {
+        let child = parent.with_timeout(HOUR).unwrap();
+        assert!(child.cancel());
+        drop(child);
+    });
+
+    assert_no_heap("tree/111", || tree(10, &mut hold));
+    assert_no_heap("tree/931", || tree(30, &mut hold));
+
+    assert_no_heap("value/depth10", || {
+        let mut layers = [const { None::<OwnedCtx<'static>> }; 11];
+        let mut up = ARENA.background();
+        for (k, layer) in (1..).zip(layers.iter_mut()) {
+            let v = up
+                .with_value(NonZeroUsize::new(k).unwrap(), k * 10)
+                .unwrap();
+            up = *v;
+            *layer = Some(v);
+        }
+        assert_eq!(black_box(up).value(key), Ok(Some(10)));
+    });
+
+    // Two threads under one parent; each arms its own counter once both are running.
+    let p = *parent;
+    let barrier = Barrier::new(2);
+    let calls: Vec<usize> = thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    heap_calls(|| {
+                        for _ in 0..1000 {
+                            let child = p.with_cancel().unwrap();
+                            child.cancel();
+                            drop(child);
+                        }
+                    })
+                    .0
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert_eq!(
+        calls,
+        [0, 0],
+        "contended/create_cancel: heap calls per thread"
+    );
+    drop(parent);
+    assert_eq!(ARENA.stats().in_use, 0, "every workload released its slots");
+    // The counter works: a Box counts.
+    assert!(heap_calls(|| drop(Box::new(1u8))).0 >= 1);
+}
+
+/// `wake/1000` in miniature: futures awaiting `done()` on children of one root, polled by hand
+/// with a waker that needs no heap, woken by the cancel of the root.
+#[cfg(feature = "embassy")]
+#[test]
+fn a1_waiting_for_done_and_waking_does_not_allocate() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use stopwire::{Error, Waiters};
+
+    static WAKE: Arena<8> = Arena::new();
+    static WAITERS: Waiters<4> = Waiters::new();
+    let _ = WAKE.now();
+    let mut cx = Context::from_waker(Waker::noop());
+    assert_no_heap("wake/1000", || {
+        let root = WAKE.background().with_cancel().unwrap();
+        let a = root.with_cancel().unwrap();
+        let b = root.with_cancel().unwrap();
+        let mut fa = pin!(a.done_in(&WAITERS));
+        let mut fb = pin!(b.done_in(&WAITERS));
+        assert_eq!(fa.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(fb.as_mut().poll(&mut cx), Poll::Pending);
+        assert!(root.cancel());
+        assert_eq!(fa.as_mut().poll(&mut cx), Poll::Ready(Error::Canceled));
+        assert_eq!(fb.as_mut().poll(&mut cx), Poll::Ready(Error::Canceled));
+    });
+    assert_eq!(WAITERS.busy(), 0);
+    assert_eq!(WAKE.stats().in_use, 0);
+}
