@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::util::{cmd, output, root, Result};
 
 /// The command that produces the results this report reads.
-const BENCH_COMMAND: &str = "cargo bench --bench context";
+const BENCH_COMMAND: &str = "cargo bench --features embassy --bench context";
 
 const README_START: &str = "<!-- bench-report:start -->";
 const README_END: &str = "<!-- bench-report:end -->";
@@ -179,7 +179,12 @@ fn read_median(dir: &Path, id: &str) -> Result<Option<Median>> {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    Ok(Some(Median { ns, lo, hi, written }))
+    Ok(Some(Median {
+        ns,
+        lo,
+        hi,
+        written,
+    }))
 }
 
 /// `2026-11-25 18:30 UTC` from seconds since the epoch (civil-from-days, proleptic Gregorian).
@@ -291,7 +296,9 @@ fn ratio_text(r: Option<f64>) -> String {
 fn table(rows: &[Row<'_>], headline: bool) -> String {
     let mut s = String::new();
     if headline {
-        s.push_str("| workload | stopwire | tokio-util | ratio | target |\n|---|---|---|---|---|\n");
+        s.push_str(
+            "| workload | stopwire | tokio-util | ratio | target |\n|---|---|---|---|---|\n",
+        );
     } else {
         s.push_str(
             "| workload | what one iteration does | stopwire median [95 % CI] | tokio-util median [95 % CI] | ratio | target |\n|---|---|---|---|---|---|\n",
@@ -368,9 +375,8 @@ fn svg(rows: &[Row<'_>], stamp: &str) -> String {
     let plot_w = 520.0;
     let width = left + plot_w + right;
     let height = top + row_h * bars.len() as f64 + 60.0;
-    let x_of = |v: f64| {
-        left + (v.log10() - f64::from(lo_dec)) / f64::from(hi_dec - lo_dec) * plot_w
-    };
+    let x_of =
+        |v: f64| left + (v.log10() - f64::from(lo_dec)) / f64::from(hi_dec - lo_dec) * plot_w;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -477,11 +483,7 @@ fn update_readme(headline: &str) -> Result {
     let block = format!("{README_START}\n{headline}{README_END}");
     let new = match (readme.find(README_START), readme.find(README_END)) {
         (Some(a), Some(b)) if a < b => {
-            format!(
-                "{}{block}{}",
-                &readme[..a],
-                &readme[b + README_END.len()..]
-            )
+            format!("{}{block}{}", &readme[..a], &readme[b + README_END.len()..])
         }
         _ => {
             let at = readme
@@ -566,6 +568,14 @@ pub(crate) fn report(args: &[String]) -> Result {
          times are indicative.\n\n",
     );
     md.push_str(&table(&rows, false));
+    if let Some(f) = read_median(&dir, "floor/black_box_ctx")? {
+        let _ = writeln!(
+            md,
+            "\nHarness floor (`floor/black_box_ctx`: criterion's loop and the `black_box` of the \
+             view, no check): {} per iteration; the check rows include it.",
+            human(f.ns)
+        );
+    }
     md.push_str("\n![ratios](benchmarks.svg)\n\n");
     md.push_str(
         "Rows without a peer (`check/deadline`, `create_cancel/timeout`, `value/depth10`): tokio-util \
