@@ -1,6 +1,7 @@
-//! The C API's tasks: `header` (regenerate include/stopwire.h), `install --prefix DIR`, and
+//! The C API's tasks: `header` (regenerate include/stopwire.h), `install --prefix DIR`,
 //! `c-test` (the header checks, the C and C++ suites plain, under ASan/UBSan and valgrind, the
-//! small-capacity build, and the installed package used from pkg-config and CMake).
+//! small-capacity build, and the installed package used from pkg-config and CMake), and
+//! `c-bench` (C-side timings of the hot paths).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -521,4 +522,19 @@ pub(crate) fn c_test() -> Result<Counts> {
         return Err(format!("{} C/C++ tests failed", counts.failed));
     }
     Ok(counts)
+}
+
+/// `cargo xtask c-bench`: times `sw_is_done`, `sw_err` and create+release from C (-O2, the
+/// release library). Prints numbers; asserts nothing about them.
+pub(crate) fn c_bench() -> Result {
+    let work = work_dir()?;
+    let lib_dir = build_library(&target_dir(), None)?;
+    let exe = work.join("c_bench");
+    let mut c = compiler("gcc", "c11", &["-O2", "-Iinclude", "ffi/tests/c/bench.c"]);
+    c.arg(lib_dir.join("libstopwire.a"))
+        .args(NATIVE_LIBS)
+        .arg("-o")
+        .arg(&exe);
+    run(c)?;
+    run(Command::new(&exe)).map(|_| ())
 }

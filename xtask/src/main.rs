@@ -6,7 +6,7 @@
 //! | `check` | formatting, clippy and the cross builds only |
 //! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results |
 //! | `qemu`, `firmware-demo`, `footprint` | microcontroller suites, demo and figures ([`embedded`]) |
-//! | `header`, `install`, `c-test` | the C API: header generation, installation, C/C++ suites ([`ctest`]) |
+//! | `header`, `install`, `c-test`, `c-bench` | the C API: header generation, installation, C/C++ suites, C timings ([`ctest`]) |
 
 mod bench;
 mod ctest;
@@ -38,7 +38,8 @@ tasks:
   footprint  node, flash and RAM bytes per context for the three MCU targets
   header  regenerate include/stopwire.h with cbindgen 0.29.4
   install --prefix DIR  headers, libstopwire.a/.so, stopwire.pc and the CMake package into DIR
-  c-test  the C API: header checks, C and C++ suites (plain, ASan/UBSan, valgrind), install";
+  c-test  the C API: header checks, C and C++ suites (plain, ASan/UBSan, valgrind), install
+  c-bench  C-side timings of sw_is_done, sw_err and create+release";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Some("header") => ctest::header().map(|_| Counts::default()),
         Some("install") => ctest::install(&args[1..]).map(|_| Counts::default()),
         Some("c-test") => ctest::c_test(),
+        Some("c-bench") => ctest::c_bench().map(|_| Counts::default()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
