@@ -61,11 +61,11 @@ enum sw_status
      */
     SW_OK = 0,
     /**
-     * The context was canceled (by hand, by an ancestor, or by release) [C2, C6].
+     * The context was canceled (by hand, by an ancestor, or by release) (SPEC C2, C6).
      */
     SW_CANCELED = 1,
     /**
-     * The context's deadline, or an ancestor's, has passed [D4].
+     * The context's deadline, or an ancestor's, has passed (SPEC D4).
      */
     SW_DEADLINE_EXCEEDED = 2,
     /**
@@ -73,11 +73,11 @@ enum sw_status
      */
     SW_ERR_NULL_ARG = 3,
     /**
-     * The handle was released, its slot reused, or it was never issued; nothing was done [A2].
+     * The handle was released, its slot reused, or it was never issued; nothing was done (SPEC A2).
      */
     SW_ERR_STALE_HANDLE = 4,
     /**
-     * No free slot in the arena; nothing changed, retry after a release [A3].
+     * No free slot in the arena; nothing changed, retry after a release (SPEC A3).
      */
     SW_ERR_ARENA_FULL = 5,
     /**
@@ -86,7 +86,7 @@ enum sw_status
     SW_ERR_NOT_FOUND = 6,
     /**
      * An argument the call does not accept: a root or detached context to cancel or release
-     * [R2, W1], key 0 [V1], cause 0 to `sw_cancel_cause` [K1], a stop handle where a context is
+     * (SPEC R2, W1), key 0 (SPEC V1), cause 0 to `sw_cancel_cause` (SPEC K1), a stop handle where a context is
      * needed.
      */
     SW_ERR_INVALID_ARG = 7,
@@ -106,8 +106,8 @@ typedef uint32_t sw_status;
 
 /**
  * A context handle: a slot index and a generation packed in 64 bits. The all-zero value is never
- * a valid context [R3]. Handles are plain values: copy them freely; once released they are stale
- * and every function says so [A2].
+ * a valid context (SPEC R3). Handles are plain values: copy them freely; once released they are stale
+ * and every function says so (SPEC A2).
  */
 typedef struct sw_ctx {
     /**
@@ -123,7 +123,7 @@ typedef struct sw_ctx {
 typedef void (*sw_callback)(void *userdata);
 
 /**
- * Arena figures [A6] (C: `sw_stats`).
+ * Arena figures (SPEC A6) (C: `sw_stats`).
  */
 typedef struct sw_stats {
     /**
@@ -149,36 +149,37 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Cancels `ctx` and its whole subtree with `SW_CANCELED` and no cause [C2, C5, K2]; when it
- * returns, every descendant reports done. `SW_OK` also when it was already done [C3]. Roots and
- * detached contexts give `SW_ERR_INVALID_ARG` [R2, W1]; a stale handle `SW_ERR_STALE_HANDLE`.
+ * Cancels `ctx` and its whole subtree with `SW_CANCELED` and no cause (SPEC C2, C5, K2); when it
+ * returns, every descendant reports done. `SW_OK` also when it was already done (SPEC C3). Roots and
+ * detached contexts give `SW_ERR_INVALID_ARG` (SPEC R2, W1); a stale handle `SW_ERR_STALE_HANDLE`.
  * ISR-safe. Runs the callbacks this makes due before returning.
  */
 sw_status sw_cancel(struct sw_ctx ctx);
 
 /**
- * Cancels like `sw_cancel`, recording the non-zero `cause` [K1]; only the first cancellation of a
- * context records anything [K3], and descendants carry it [K4]. Cause 0 gives
+ * Cancels like `sw_cancel`, recording the non-zero `cause` (SPEC K1); only the first cancellation of a
+ * context records anything (SPEC K3), and descendants carry it (SPEC K4). Cause 0 gives
  * `SW_ERR_INVALID_ARG`. ISR-safe. Runs the callbacks this makes due before returning.
  */
-sw_status sw_cancel_cause(struct sw_ctx ctx, uint32_t cause);
+sw_status sw_cancel_cause(struct sw_ctx ctx,
+                          uint32_t cause);
 
 /**
- * Cancels `ctx` if it is not done yet, and gives the handle back: it is stale from now on [A4].
- * The slot is reused once no descendant still needs it [A5]. Releasing a stop handle from
+ * Cancels `ctx` if it is not done yet, and gives the handle back: it is stale from now on (SPEC A4).
+ * The slot is reused once no descendant still needs it (SPEC A5). Releasing a stop handle from
  * `sw_after_func` is `sw_stop`. Roots give `SW_ERR_INVALID_ARG`. Not ISR-safe. Runs the callbacks
  * this makes due before returning.
  */
 sw_status sw_release(struct sw_ctx ctx);
 
 /**
- * Registers `f(userdata)` to run exactly once after `ctx` is done [F1], and writes a stop handle
- * to `*stop_out` [F4]. The callback runs in the thread or interrupt that makes `ctx` done (the
- * canceler, or `sw_expire` for a deadline) with no lock held, so it may call the library [F3].
+ * Registers `f(userdata)` to run exactly once after `ctx` is done (SPEC F1), and writes a stop handle
+ * to `*stop_out` (SPEC F4). The callback runs in the thread or interrupt that makes `ctx` done (the
+ * canceler, or `sw_expire` for a deadline) with no lock held, so it may call the library (SPEC F3).
  * If `ctx` is already done, `f` runs before this returns and `*stop_out` is the zero handle
- * (`sw_stop` of it returns false) [F2]. On a context that is never done (a root, a detached
- * context) `f` never runs [F7]. The registration takes one arena slot until it runs or is stopped
- * [F6]. NULL `f` or `stop_out`: `SW_ERR_NULL_ARG`. Not ISR-safe. May run `f`.
+ * (`sw_stop` of it returns false) (SPEC F2). On a context that is never done (a root, a detached
+ * context) `f` never runs (SPEC F7). The registration takes one arena slot until it runs or is stopped
+ * (SPEC F6). NULL `f` or `stop_out`: `SW_ERR_NULL_ARG`. Not ISR-safe. May run `f`.
  *
  * # Safety
  * `stop_out` must be NULL or valid for writing one `sw_ctx`. Calling `f(userdata)` once, from
@@ -186,17 +187,20 @@ sw_status sw_release(struct sw_ctx ctx);
  * as long as the registration exists: `userdata` must stay valid until `f` has run or `sw_stop`
  * returned true. `f` must not unwind (no C++ exception may leave it).
  */
-sw_status sw_after_func(struct sw_ctx ctx, sw_callback f, void *userdata, struct sw_ctx *stop_out);
+sw_status sw_after_func(struct sw_ctx ctx,
+                        sw_callback f,
+                        void *userdata,
+                        struct sw_ctx *stop_out);
 
 /**
- * Stops a registration [F4]: true exactly when this call prevented the callback; afterwards it
+ * Stops a registration (SPEC F4): true exactly when this call prevented the callback; afterwards it
  * never runs. False once the callback has started or run, on every call after the first, and for
  * any other handle. Never waits for a running callback. ISR-safe. Runs no callback.
  */
 bool sw_stop(struct sw_ctx stop);
 
 /**
- * The deadline driver [T5]: handles every context with its own deadline `<= now` that no earlier
+ * The deadline driver (SPEC T5): handles every context with its own deadline `<= now` that no earlier
  * call handled and that was not done before by other means; each becomes done with its subtree
  * (`SW_DEADLINE_EXCEEDED`, its cause), the callbacks this makes due run in this call, and the
  * number of deadline contexts handled is returned. Cost grows with that number, never with the
@@ -207,7 +211,7 @@ uint32_t sw_expire(uint64_t now);
 /**
  * Uses `now` as the tick source of the library; NULL restores the default (hosts: a monotonic
  * 1 MHz clock, microseconds since the first reading; without std: none, ticks read 0 and deadlines
- * fire only through `sw_expire`) [T4].
+ * fire only through `sw_expire`) (SPEC T4).
  *
  * Set it once at start-up, before any context with a deadline exists: deadlines already set are
  * absolute ticks of the previous clock. Not ISR-safe in spirit (it changes what every other call
@@ -221,45 +225,48 @@ uint32_t sw_expire(uint64_t now);
 void sw_set_clock(uint64_t (*now)(void));
 
 /**
- * The current tick of the clock in use (see `sw_set_clock`) [T4]. ISR-safe. Runs no callback.
+ * The current tick of the clock in use (see `sw_set_clock`) (SPEC T4). ISR-safe. Runs no callback.
  */
 uint64_t sw_now(void);
 
 /**
- * The background root [R1]: never done, no deadline, no values, no cause. Free; never fails.
- * Canceling or releasing it gives `SW_ERR_INVALID_ARG` [R2]. ISR-safe.
+ * The background root (SPEC R1): never done, no deadline, no values, no cause. Free; never fails.
+ * Canceling or releasing it gives `SW_ERR_INVALID_ARG` (SPEC R2). ISR-safe.
  */
 struct sw_ctx sw_background(void);
 
 /**
- * The todo root [R1]: like `sw_background`, for code not yet given a context. ISR-safe.
+ * The todo root (SPEC R1): like `sw_background`, for code not yet given a context. ISR-safe.
  */
 struct sw_ctx sw_todo(void);
 
 /**
- * A new cancelable child of `parent` [C1]; done at birth if `parent` is done [C7].
+ * A new cancelable child of `parent` (SPEC C1); done at birth if `parent` is done (SPEC C7).
  *
  * Returns `SW_OK` and writes `*out`; or `SW_ERR_NULL_ARG`, `SW_ERR_STALE_HANDLE`,
- * `SW_ERR_ARENA_FULL` [A3], `SW_ERR_INVALID_ARG` (`parent` is a stop handle). Release the child
+ * `SW_ERR_ARENA_FULL` (SPEC A3), `SW_ERR_INVALID_ARG` (`parent` is a stop handle). Release the child
  * with `sw_release` when done with it. Not ISR-safe; runs no callback.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
  */
-sw_status sw_with_cancel(struct sw_ctx parent, struct sw_ctx *out);
+sw_status sw_with_cancel(struct sw_ctx parent,
+                         struct sw_ctx *out);
 
 /**
- * A child with an absolute deadline in ticks of the clock in use [D1]. If `parent`'s effective
- * deadline is earlier, the child reports that one instead [D2]; a deadline `<= sw_now()` makes it
- * done at birth with `SW_DEADLINE_EXCEEDED` [D3]. Results as `sw_with_cancel`. Not ISR-safe.
+ * A child with an absolute deadline in ticks of the clock in use (SPEC D1). If `parent`'s effective
+ * deadline is earlier, the child reports that one instead (SPEC D2); a deadline `<= sw_now()` makes it
+ * done at birth with `SW_DEADLINE_EXCEEDED` (SPEC D3). Results as `sw_with_cancel`. Not ISR-safe.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
  */
-sw_status sw_with_deadline(struct sw_ctx parent, uint64_t deadline, struct sw_ctx *out);
+sw_status sw_with_deadline(struct sw_ctx parent,
+                           uint64_t deadline,
+                           struct sw_ctx *out);
 
 /**
- * `sw_with_deadline(parent, sw_now() + ticks)`, saturating [D1]. Not ISR-safe.
+ * `sw_with_deadline(parent, sw_now() + ticks)`, saturating (SPEC D1). Not ISR-safe.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
@@ -267,7 +274,7 @@ sw_status sw_with_deadline(struct sw_ctx parent, uint64_t deadline, struct sw_ct
 sw_status sw_with_timeout(struct sw_ctx parent, uint64_t ticks, struct sw_ctx *out);
 
 /**
- * As `sw_with_deadline`, and `cause` is recorded if (and only if) this deadline fires [K5];
+ * As `sw_with_deadline`, and `cause` is recorded if (and only if) this deadline fires (SPEC K5);
  * cause 0 records none. Canceling the child by hand gives `SW_CANCELED` with no cause. Not
  * ISR-safe.
  *
@@ -280,7 +287,7 @@ sw_status sw_with_deadline_cause(struct sw_ctx parent,
                                  struct sw_ctx *out);
 
 /**
- * As `sw_with_timeout`, recording `cause` if the deadline fires [K5]. Not ISR-safe.
+ * As `sw_with_timeout`, recording `cause` if the deadline fires (SPEC K5). Not ISR-safe.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
@@ -291,17 +298,20 @@ sw_status sw_with_timeout_cause(struct sw_ctx parent,
                                 struct sw_ctx *out);
 
 /**
- * A value layer: `key` (non-zero) maps to `value` for this context and its descendants [V1, V2].
- * It adds no cancellation of its own [V4]. Key 0 gives `SW_ERR_INVALID_ARG`. Not ISR-safe.
+ * A value layer: `key` (non-zero) maps to `value` for this context and its descendants (SPEC V1, V2).
+ * It adds no cancellation of its own (SPEC V4). Key 0 gives `SW_ERR_INVALID_ARG`. Not ISR-safe.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
  */
-sw_status sw_with_value(struct sw_ctx parent, uintptr_t key, uintptr_t value, struct sw_ctx *out);
+sw_status sw_with_value(struct sw_ctx parent,
+                        uintptr_t key,
+                        uintptr_t value,
+                        struct sw_ctx *out);
 
 /**
- * A detached child [W1]: keeps `parent`'s values, but is never done, has no deadline and no
- * cause, whatever happens to `parent`; its descendants are not canceled from above it [W2].
+ * A detached child (SPEC W1): keeps `parent`'s values, but is never done, has no deadline and no
+ * cause, whatever happens to `parent`; its descendants are not canceled from above it (SPEC W2).
  * Canceling it gives `SW_ERR_INVALID_ARG`; release it with `sw_release`. Not ISR-safe.
  *
  * # Safety
@@ -310,22 +320,22 @@ sw_status sw_with_value(struct sw_ctx parent, uintptr_t key, uintptr_t value, st
 sw_status sw_without_cancel(struct sw_ctx parent, struct sw_ctx *out);
 
 /**
- * `SW_OK` while `ctx` is not done, then `SW_CANCELED` or `SW_DEADLINE_EXCEEDED` forever [C4, D4];
+ * `SW_OK` while `ctx` is not done, then `SW_CANCELED` or `SW_DEADLINE_EXCEEDED` forever (SPEC C4, D4);
  * `SW_ERR_STALE_HANDLE` for a released or forged handle, `SW_ERR_INVALID_ARG` for a stop handle.
- * Lock-free: one atomic load, plus a clock read if `ctx` has a deadline [T2]. ISR-safe. Runs no
+ * Lock-free: one atomic load, plus a clock read if `ctx` has a deadline (SPEC T2). ISR-safe. Runs no
  * callback.
  */
 sw_status sw_err(struct sw_ctx ctx);
 
 /**
  * The hot-path check: true once `ctx` is done, and for a stale or invalid handle (so a worker
- * holding a released handle stops) [T2, A2]. Lock-free, as `sw_err`. ISR-safe. Runs no callback.
+ * holding a released handle stops) (SPEC T2, A2). Lock-free, as `sw_err`. ISR-safe. Runs no callback.
  */
 bool sw_is_done(struct sw_ctx ctx);
 
 /**
- * Why `ctx` is done [K]: once done, `SW_OK` and `*cause_out` = the recorded cause (0 = none);
- * while not done (and for roots) `SW_ERR_NOT_FOUND`. Never torn [K6]. Lock-free. ISR-safe.
+ * Why `ctx` is done (SPEC K): once done, `SW_OK` and `*cause_out` = the recorded cause (0 = none);
+ * while not done (and for roots) `SW_ERR_NOT_FOUND`. Never torn (SPEC K6). Lock-free. ISR-safe.
  *
  * # Safety
  * `cause_out` must be NULL or valid for writing one `uint32_t`.
@@ -333,27 +343,30 @@ bool sw_is_done(struct sw_ctx ctx);
 sw_status sw_cause(struct sw_ctx ctx, uint32_t *cause_out);
 
 /**
- * The effective deadline of `ctx` in ticks: the earliest of its own and its ancestors' [D2, D6];
+ * The effective deadline of `ctx` in ticks: the earliest of its own and its ancestors' (SPEC D2, D6);
  * `SW_ERR_NOT_FOUND` when it has none (roots, detached contexts and their undeadlined
  * descendants). Lock-free. ISR-safe.
  *
  * # Safety
  * `deadline_out` must be NULL or valid for writing one `uint64_t`.
  */
-sw_status sw_deadline(struct sw_ctx ctx, uint64_t *deadline_out);
+sw_status sw_deadline(struct sw_ctx ctx,
+                      uint64_t *deadline_out);
 
 /**
- * The value of the nearest layer with `key` [V2]; `SW_ERR_NOT_FOUND` when no layer has it; key 0
- * gives `SW_ERR_INVALID_ARG`. Values stay readable after the context is done [V3]. Lock-free;
- * cost grows with the depth, never with the arena [V5]. ISR-safe.
+ * The value of the nearest layer with `key` (SPEC V2); `SW_ERR_NOT_FOUND` when no layer has it; key 0
+ * gives `SW_ERR_INVALID_ARG`. Values stay readable after the context is done (SPEC V3). Lock-free;
+ * cost grows with the depth, never with the arena (SPEC V5). ISR-safe.
  *
  * # Safety
  * `value_out` must be NULL or valid for writing one `uintptr_t`.
  */
-sw_status sw_value(struct sw_ctx ctx, uintptr_t key, uintptr_t *value_out);
+sw_status sw_value(struct sw_ctx ctx,
+                   uintptr_t key,
+                   uintptr_t *value_out);
 
 /**
- * Capacity, slots in use, high-water mark and refused creations [A6]. Lock-free (each figure is
+ * Capacity, slots in use, high-water mark and refused creations (SPEC A6). Lock-free (each figure is
  * read on its own). ISR-safe.
  *
  * # Safety

@@ -1,7 +1,7 @@
 //! Making contexts done, and reacting to it: cancel, release, callbacks and the deadline driver.
 //!
 //! Callbacks made due by a call run inside that call, after the engine has released its lock, in
-//! the calling thread or interrupt [F3]: they may call any `sw_*` function without deadlock.
+//! the calling thread or interrupt (SPEC F3): they may call any `sw_*` function without deadlock.
 
 use core::ffi::c_void;
 use core::num::NonZeroU32;
@@ -16,9 +16,9 @@ use crate::sw_ctx;
 /// unwind (no C++ exception may leave it).
 pub type sw_callback = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
-/// Cancels `ctx` and its whole subtree with `SW_CANCELED` and no cause [C2, C5, K2]; when it
-/// returns, every descendant reports done. `SW_OK` also when it was already done [C3]. Roots and
-/// detached contexts give `SW_ERR_INVALID_ARG` [R2, W1]; a stale handle `SW_ERR_STALE_HANDLE`.
+/// Cancels `ctx` and its whole subtree with `SW_CANCELED` and no cause (SPEC C2, C5, K2); when it
+/// returns, every descendant reports done. `SW_OK` also when it was already done (SPEC C3). Roots and
+/// detached contexts give `SW_ERR_INVALID_ARG` (SPEC R2, W1); a stale handle `SW_ERR_STALE_HANDLE`.
 /// ISR-safe. Runs the callbacks this makes due before returning.
 #[no_mangle]
 pub extern "C" fn sw_cancel(ctx: sw_ctx) -> sw_status {
@@ -27,8 +27,8 @@ pub extern "C" fn sw_cancel(ctx: sw_ctx) -> sw_status {
     })
 }
 
-/// Cancels like `sw_cancel`, recording the non-zero `cause` [K1]; only the first cancellation of a
-/// context records anything [K3], and descendants carry it [K4]. Cause 0 gives
+/// Cancels like `sw_cancel`, recording the non-zero `cause` (SPEC K1); only the first cancellation of a
+/// context records anything (SPEC K3), and descendants carry it (SPEC K4). Cause 0 gives
 /// `SW_ERR_INVALID_ARG`. ISR-safe. Runs the callbacks this makes due before returning.
 #[no_mangle]
 pub extern "C" fn sw_cancel_cause(ctx: sw_ctx, cause: u32) -> sw_status {
@@ -40,8 +40,8 @@ pub extern "C" fn sw_cancel_cause(ctx: sw_ctx, cause: u32) -> sw_status {
     })
 }
 
-/// Cancels `ctx` if it is not done yet, and gives the handle back: it is stale from now on [A4].
-/// The slot is reused once no descendant still needs it [A5]. Releasing a stop handle from
+/// Cancels `ctx` if it is not done yet, and gives the handle back: it is stale from now on (SPEC A4).
+/// The slot is reused once no descendant still needs it (SPEC A5). Releasing a stop handle from
 /// `sw_after_func` is `sw_stop`. Roots give `SW_ERR_INVALID_ARG`. Not ISR-safe. Runs the callbacks
 /// this makes due before returning.
 #[no_mangle]
@@ -51,13 +51,13 @@ pub extern "C" fn sw_release(ctx: sw_ctx) -> sw_status {
     })
 }
 
-/// Registers `f(userdata)` to run exactly once after `ctx` is done [F1], and writes a stop handle
-/// to `*stop_out` [F4]. The callback runs in the thread or interrupt that makes `ctx` done (the
-/// canceler, or `sw_expire` for a deadline) with no lock held, so it may call the library [F3].
+/// Registers `f(userdata)` to run exactly once after `ctx` is done (SPEC F1), and writes a stop handle
+/// to `*stop_out` (SPEC F4). The callback runs in the thread or interrupt that makes `ctx` done (the
+/// canceler, or `sw_expire` for a deadline) with no lock held, so it may call the library (SPEC F3).
 /// If `ctx` is already done, `f` runs before this returns and `*stop_out` is the zero handle
-/// (`sw_stop` of it returns false) [F2]. On a context that is never done (a root, a detached
-/// context) `f` never runs [F7]. The registration takes one arena slot until it runs or is stopped
-/// [F6]. NULL `f` or `stop_out`: `SW_ERR_NULL_ARG`. Not ISR-safe. May run `f`.
+/// (`sw_stop` of it returns false) (SPEC F2). On a context that is never done (a root, a detached
+/// context) `f` never runs (SPEC F7). The registration takes one arena slot until it runs or is stopped
+/// (SPEC F6). NULL `f` or `stop_out`: `SW_ERR_NULL_ARG`. Not ISR-safe. May run `f`.
 ///
 /// # Safety
 /// `stop_out` must be NULL or valid for writing one `sw_ctx`. Calling `f(userdata)` once, from
@@ -91,7 +91,7 @@ pub unsafe extern "C" fn sw_after_func(
     })
 }
 
-/// Stops a registration [F4]: true exactly when this call prevented the callback; afterwards it
+/// Stops a registration (SPEC F4): true exactly when this call prevented the callback; afterwards it
 /// never runs. False once the callback has started or run, on every call after the first, and for
 /// any other handle. Never waits for a running callback. ISR-safe. Runs no callback.
 #[no_mangle]
@@ -99,7 +99,7 @@ pub extern "C" fn sw_stop(stop: sw_ctx) -> bool {
     guard(false, || ARENA.stop(stop.into()))
 }
 
-/// The deadline driver [T5]: handles every context with its own deadline `<= now` that no earlier
+/// The deadline driver (SPEC T5): handles every context with its own deadline `<= now` that no earlier
 /// call handled and that was not done before by other means; each becomes done with its subtree
 /// (`SW_DEADLINE_EXCEEDED`, its cause), the callbacks this makes due run in this call, and the
 /// number of deadline contexts handled is returned. Cost grows with that number, never with the

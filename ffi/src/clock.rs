@@ -38,7 +38,7 @@ impl Clock for CClock {
 
 /// Uses `now` as the tick source of the library; NULL restores the default (hosts: a monotonic
 /// 1 MHz clock, microseconds since the first reading; without std: none, ticks read 0 and deadlines
-/// fire only through `sw_expire`) [T4].
+/// fire only through `sw_expire`) (SPEC T4).
 ///
 /// Set it once at start-up, before any context with a deadline exists: deadlines already set are
 /// absolute ticks of the previous clock. Not ISR-safe in spirit (it changes what every other call
@@ -57,7 +57,7 @@ pub unsafe extern "C" fn sw_set_clock(now: Option<unsafe extern "C" fn() -> u64>
     NOW_FN.store(p, Ordering::Release);
 }
 
-/// The current tick of the clock in use (see `sw_set_clock`) [T4]. ISR-safe. Runs no callback.
+/// The current tick of the clock in use (see `sw_set_clock`) (SPEC T4). ISR-safe. Runs no callback.
 #[no_mangle]
 pub extern "C" fn sw_now() -> u64 {
     guard(0, || ARENA.now())

@@ -38,23 +38,23 @@ unsafe fn create(out: *mut sw_ctx, make: impl FnOnce() -> Result<Handle, Error>)
     })
 }
 
-/// The background root [R1]: never done, no deadline, no values, no cause. Free; never fails.
-/// Canceling or releasing it gives `SW_ERR_INVALID_ARG` [R2]. ISR-safe.
+/// The background root (SPEC R1): never done, no deadline, no values, no cause. Free; never fails.
+/// Canceling or releasing it gives `SW_ERR_INVALID_ARG` (SPEC R2). ISR-safe.
 #[no_mangle]
 pub extern "C" fn sw_background() -> sw_ctx {
     Handle::BACKGROUND.into()
 }
 
-/// The todo root [R1]: like `sw_background`, for code not yet given a context. ISR-safe.
+/// The todo root (SPEC R1): like `sw_background`, for code not yet given a context. ISR-safe.
 #[no_mangle]
 pub extern "C" fn sw_todo() -> sw_ctx {
     Handle::TODO.into()
 }
 
-/// A new cancelable child of `parent` [C1]; done at birth if `parent` is done [C7].
+/// A new cancelable child of `parent` (SPEC C1); done at birth if `parent` is done (SPEC C7).
 ///
 /// Returns `SW_OK` and writes `*out`; or `SW_ERR_NULL_ARG`, `SW_ERR_STALE_HANDLE`,
-/// `SW_ERR_ARENA_FULL` [A3], `SW_ERR_INVALID_ARG` (`parent` is a stop handle). Release the child
+/// `SW_ERR_ARENA_FULL` (SPEC A3), `SW_ERR_INVALID_ARG` (`parent` is a stop handle). Release the child
 /// with `sw_release` when done with it. Not ISR-safe; runs no callback.
 ///
 /// # Safety
@@ -65,9 +65,9 @@ pub unsafe extern "C" fn sw_with_cancel(parent: sw_ctx, out: *mut sw_ctx) -> sw_
     unsafe { create(out, || ARENA.with_cancel(parent.into())) }
 }
 
-/// A child with an absolute deadline in ticks of the clock in use [D1]. If `parent`'s effective
-/// deadline is earlier, the child reports that one instead [D2]; a deadline `<= sw_now()` makes it
-/// done at birth with `SW_DEADLINE_EXCEEDED` [D3]. Results as `sw_with_cancel`. Not ISR-safe.
+/// A child with an absolute deadline in ticks of the clock in use (SPEC D1). If `parent`'s effective
+/// deadline is earlier, the child reports that one instead (SPEC D2); a deadline `<= sw_now()` makes it
+/// done at birth with `SW_DEADLINE_EXCEEDED` (SPEC D3). Results as `sw_with_cancel`. Not ISR-safe.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `sw_ctx`.
@@ -85,7 +85,7 @@ pub unsafe extern "C" fn sw_with_deadline(
     }
 }
 
-/// `sw_with_deadline(parent, sw_now() + ticks)`, saturating [D1]. Not ISR-safe.
+/// `sw_with_deadline(parent, sw_now() + ticks)`, saturating (SPEC D1). Not ISR-safe.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `sw_ctx`.
@@ -99,7 +99,7 @@ pub unsafe extern "C" fn sw_with_timeout(
     unsafe { create(out, || ARENA.with_timeout_cause(parent.into(), ticks, 0)) }
 }
 
-/// As `sw_with_deadline`, and `cause` is recorded if (and only if) this deadline fires [K5];
+/// As `sw_with_deadline`, and `cause` is recorded if (and only if) this deadline fires (SPEC K5);
 /// cause 0 records none. Canceling the child by hand gives `SW_CANCELED` with no cause. Not
 /// ISR-safe.
 ///
@@ -120,7 +120,7 @@ pub unsafe extern "C" fn sw_with_deadline_cause(
     }
 }
 
-/// As `sw_with_timeout`, recording `cause` if the deadline fires [K5]. Not ISR-safe.
+/// As `sw_with_timeout`, recording `cause` if the deadline fires (SPEC K5). Not ISR-safe.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `sw_ctx`.
@@ -139,8 +139,8 @@ pub unsafe extern "C" fn sw_with_timeout_cause(
     }
 }
 
-/// A value layer: `key` (non-zero) maps to `value` for this context and its descendants [V1, V2].
-/// It adds no cancellation of its own [V4]. Key 0 gives `SW_ERR_INVALID_ARG`. Not ISR-safe.
+/// A value layer: `key` (non-zero) maps to `value` for this context and its descendants (SPEC V1, V2).
+/// It adds no cancellation of its own (SPEC V4). Key 0 gives `SW_ERR_INVALID_ARG`. Not ISR-safe.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `sw_ctx`.
@@ -155,8 +155,8 @@ pub unsafe extern "C" fn sw_with_value(
     unsafe { create(out, || ARENA.with_value(parent.into(), key, value)) }
 }
 
-/// A detached child [W1]: keeps `parent`'s values, but is never done, has no deadline and no
-/// cause, whatever happens to `parent`; its descendants are not canceled from above it [W2].
+/// A detached child (SPEC W1): keeps `parent`'s values, but is never done, has no deadline and no
+/// cause, whatever happens to `parent`; its descendants are not canceled from above it (SPEC W2).
 /// Canceling it gives `SW_ERR_INVALID_ARG`; release it with `sw_release`. Not ISR-safe.
 ///
 /// # Safety

@@ -69,8 +69,8 @@ pub use status::{sw_status, sw_status_str};
 use engine::Handle;
 
 /// A context handle: a slot index and a generation packed in 64 bits. The all-zero value is never
-/// a valid context [R3]. Handles are plain values: copy them freely; once released they are stale
-/// and every function says so [A2].
+/// a valid context (SPEC R3). Handles are plain values: copy them freely; once released they are stale
+/// and every function says so (SPEC A2).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct sw_ctx {

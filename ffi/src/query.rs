@@ -32,7 +32,7 @@ const _: () = assert!(SW_VERSION_MAJOR == parse(env!("CARGO_PKG_VERSION_MAJOR"))
 const _: () = assert!(SW_VERSION_MINOR == parse(env!("CARGO_PKG_VERSION_MINOR")));
 const _: () = assert!(SW_VERSION_PATCH == parse(env!("CARGO_PKG_VERSION_PATCH")));
 
-/// Arena figures [A6] (C: `sw_stats`).
+/// Arena figures (SPEC A6) (C: `sw_stats`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct sw_stats {
@@ -46,9 +46,9 @@ pub struct sw_stats {
     pub full_count: u32,
 }
 
-/// `SW_OK` while `ctx` is not done, then `SW_CANCELED` or `SW_DEADLINE_EXCEEDED` forever [C4, D4];
+/// `SW_OK` while `ctx` is not done, then `SW_CANCELED` or `SW_DEADLINE_EXCEEDED` forever (SPEC C4, D4);
 /// `SW_ERR_STALE_HANDLE` for a released or forged handle, `SW_ERR_INVALID_ARG` for a stop handle.
-/// Lock-free: one atomic load, plus a clock read if `ctx` has a deadline [T2]. ISR-safe. Runs no
+/// Lock-free: one atomic load, plus a clock read if `ctx` has a deadline (SPEC T2). ISR-safe. Runs no
 /// callback.
 #[no_mangle]
 pub extern "C" fn sw_err(ctx: sw_ctx) -> sw_status {
@@ -59,14 +59,14 @@ pub extern "C" fn sw_err(ctx: sw_ctx) -> sw_status {
 }
 
 /// The hot-path check: true once `ctx` is done, and for a stale or invalid handle (so a worker
-/// holding a released handle stops) [T2, A2]. Lock-free, as `sw_err`. ISR-safe. Runs no callback.
+/// holding a released handle stops) (SPEC T2, A2). Lock-free, as `sw_err`. ISR-safe. Runs no callback.
 #[no_mangle]
 pub extern "C" fn sw_is_done(ctx: sw_ctx) -> bool {
     guard(true, || ARENA.is_done(ctx.into()))
 }
 
-/// Why `ctx` is done [K]: once done, `SW_OK` and `*cause_out` = the recorded cause (0 = none);
-/// while not done (and for roots) `SW_ERR_NOT_FOUND`. Never torn [K6]. Lock-free. ISR-safe.
+/// Why `ctx` is done (SPEC K): once done, `SW_OK` and `*cause_out` = the recorded cause (0 = none);
+/// while not done (and for roots) `SW_ERR_NOT_FOUND`. Never torn (SPEC K6). Lock-free. ISR-safe.
 ///
 /// # Safety
 /// `cause_out` must be NULL or valid for writing one `uint32_t`.
@@ -87,7 +87,7 @@ pub unsafe extern "C" fn sw_cause(ctx: sw_ctx, cause_out: *mut u32) -> sw_status
     })
 }
 
-/// The effective deadline of `ctx` in ticks: the earliest of its own and its ancestors' [D2, D6];
+/// The effective deadline of `ctx` in ticks: the earliest of its own and its ancestors' (SPEC D2, D6);
 /// `SW_ERR_NOT_FOUND` when it has none (roots, detached contexts and their undeadlined
 /// descendants). Lock-free. ISR-safe.
 ///
@@ -111,9 +111,9 @@ pub unsafe extern "C" fn sw_deadline(ctx: sw_ctx, deadline_out: *mut u64) -> sw_
     })
 }
 
-/// The value of the nearest layer with `key` [V2]; `SW_ERR_NOT_FOUND` when no layer has it; key 0
-/// gives `SW_ERR_INVALID_ARG`. Values stay readable after the context is done [V3]. Lock-free;
-/// cost grows with the depth, never with the arena [V5]. ISR-safe.
+/// The value of the nearest layer with `key` (SPEC V2); `SW_ERR_NOT_FOUND` when no layer has it; key 0
+/// gives `SW_ERR_INVALID_ARG`. Values stay readable after the context is done (SPEC V3). Lock-free;
+/// cost grows with the depth, never with the arena (SPEC V5). ISR-safe.
 ///
 /// # Safety
 /// `value_out` must be NULL or valid for writing one `uintptr_t`.
@@ -135,7 +135,7 @@ pub unsafe extern "C" fn sw_value(ctx: sw_ctx, key: usize, value_out: *mut usize
     })
 }
 
-/// Capacity, slots in use, high-water mark and refused creations [A6]. Lock-free (each figure is
+/// Capacity, slots in use, high-water mark and refused creations (SPEC A6). Lock-free (each figure is
 /// read on its own). ISR-safe.
 ///
 /// # Safety

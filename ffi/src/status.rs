@@ -13,20 +13,20 @@ use engine::Error;
 pub enum sw_status {
     /// Success; from `sw_err`: the context is not done.
     SW_OK = 0,
-    /// The context was canceled (by hand, by an ancestor, or by release) [C2, C6].
+    /// The context was canceled (by hand, by an ancestor, or by release) (SPEC C2, C6).
     SW_CANCELED = 1,
-    /// The context's deadline, or an ancestor's, has passed [D4].
+    /// The context's deadline, or an ancestor's, has passed (SPEC D4).
     SW_DEADLINE_EXCEEDED = 2,
     /// A required pointer (an out-pointer, the callback) was NULL; nothing was done.
     SW_ERR_NULL_ARG = 3,
-    /// The handle was released, its slot reused, or it was never issued; nothing was done [A2].
+    /// The handle was released, its slot reused, or it was never issued; nothing was done (SPEC A2).
     SW_ERR_STALE_HANDLE = 4,
-    /// No free slot in the arena; nothing changed, retry after a release [A3].
+    /// No free slot in the arena; nothing changed, retry after a release (SPEC A3).
     SW_ERR_ARENA_FULL = 5,
     /// No such value, deadline or cause (a cause exists only once the context is done).
     SW_ERR_NOT_FOUND = 6,
     /// An argument the call does not accept: a root or detached context to cancel or release
-    /// [R2, W1], key 0 [V1], cause 0 to `sw_cancel_cause` [K1], a stop handle where a context is
+    /// (SPEC R2, W1), key 0 (SPEC V1), cause 0 to `sw_cancel_cause` (SPEC K1), a stop handle where a context is
     /// needed.
     SW_ERR_INVALID_ARG = 7,
     /// A bug in stopwire: a Rust panic was stopped at the boundary (host builds). Never expected;
