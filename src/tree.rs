@@ -34,7 +34,10 @@ use crate::slot::{
     gen_of, is_live, is_settled, kind_of, make_state, pack, unpack, with_gen, Idx, Kind, Slot,
     ERR_CANCELED, ERR_DEADLINE, ERR_DEADLINE_SEEN, ERR_MASK, ERR_NONE, HANDLE, HAS_DL, NONE,
 };
-use crate::sync::Ordering::{Relaxed, Release};
+use crate::sync::{
+    fence,
+    Ordering::{Relaxed, Release},
+};
 
 /// What a new slot is to be.
 #[derive(Clone, Copy, Debug)]
@@ -76,7 +79,16 @@ impl ArenaView {
 
     #[inline]
     pub(crate) fn locked_at<R>(&self, now: Option<u64>, f: impl FnOnce(&mut Tree<'_>) -> R) -> R {
-        self.header.lock.with(|| f(&mut Tree { arena: self, now }))
+        self.header.lock.with(|| {
+            // Seqlock writer side (SPEC A2): lock-free readers read fields with `Relaxed` loads
+            // and re-validate the state after an `Acquire` fence. A reader that sees a field
+            // written in this section must also see every retirement of that slot made before
+            // it (in earlier sections, ordered by the lock); this fence, sequenced before every
+            // write of the section, makes it so. Without it a stale `value` could return the
+            // reused slot's value and still pass re-validation (found by tests/loom.rs).
+            fence(Release);
+            f(&mut Tree { arena: self, now })
+        })
     }
 }
 
@@ -156,6 +168,9 @@ impl<'a> Tree<'a> {
         let slot = self.slot(i);
         let s = slot.state.load(Relaxed);
         debug_assert!(s & HANDLE == 0, "freeing a slot with a live handle");
+        // The slot may have been retired earlier in this same section: order that retirement
+        // before the `links` write below, as `locked_at` does for earlier sections (SPEC A2).
+        fence(Release);
         slot.links
             .store(pack(h.free_head.load(Relaxed), NONE), Relaxed);
         slot.state
