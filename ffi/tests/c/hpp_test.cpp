@@ -1,6 +1,7 @@
 // C++17 test of include/stopwire.hpp: RAII ownership, registrations that stop on destruction,
 // member queries. Linked with harness.c; prints "N passed, M failed".
 #include <atomic>
+#include <memory>
 #include <thread>
 #include <vector>
 
