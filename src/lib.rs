@@ -36,6 +36,8 @@
 //! - [`Ctx`]: a `Copy` view of a context to pass down call chains; [`OwnedCtx`]: the owner,
 //!   which cancels, and releases on drop; [`AfterFunc`]: a callback registration.
 //! - [`Error`]: why a context is done, or why a call was refused.
+//! - `Group` (feature `std`): threads with a child context each, waited for together, canceled
+//!   on the first error (Go's errgroup); [`TaskGroup`]: the same for async tasks, no heap.
 //! - [`Clock`]: the tick source ([`StdClock`], [`ManualClock`], [`FnClock`], [`NoClock`]).
 //!
 //! ## Features
@@ -48,6 +50,11 @@
 //!   embassy-time ticks; an embassy-time timer wakes waiters at deadlines. Any executor works.
 //!   The waking design is at the top of `future`.
 //! - `defmt`: `defmt::Format` for [`Error`], [`Handle`] and [`Stats`].
+//! - `diagnostics` (default with `std`): every context records the line that created it and its
+//!   creation tick; `ArenaView::live`, `report` and `check_released` list what is still held
+//!   and where it came from (the leak report). Two fields more per slot.
+//! - `log`: a refused creation (arena full) and each leak found by `check_released` are logged
+//!   through the `log` crate.
 //!
 //! ## Where the design is written
 //!
