@@ -113,6 +113,10 @@ impl ArenaView {
         }
         #[cfg(target_has_atomic = "32")]
         {
+            // Pairs with the writer's release fence (`ArenaView::locked_at`): if `deadline` was
+            // read from a newer occupant of the slot, the CAS below then sees the retirement and
+            // fails, instead of marking this context expired by another's deadline (SPEC A2, C4).
+            fence(Acquire);
             let mut cur = s;
             loop {
                 match slot.state.compare_exchange_weak(
