@@ -84,10 +84,32 @@ impl Tree<'_> {
     }
 }
 
-/// Logs a refused creation (feature `log`), after the lock is released.
-#[cfg(feature = "log")]
+impl Site {
+    /// File and line, when recorded.
+    #[cfg(feature = "defmt")]
+    fn file_line(self) -> (&'static str, u32) {
+        #[cfg(feature = "diagnostics")]
+        return (self.loc.file(), self.loc.line());
+        #[cfg(not(feature = "diagnostics"))]
+        ("?", 0)
+    }
+}
+
+/// Logs a refused creation (features `log`, `defmt`), after the lock is released.
+#[cfg(any(feature = "log", feature = "defmt"))]
 pub(crate) fn log_full(capacity: usize, site: Site) {
+    #[cfg(feature = "log")]
     log::warn!("stopwire: arena full ({capacity} slots): creation at {site} refused");
+    #[cfg(feature = "defmt")]
+    {
+        let (file, line) = site.file_line();
+        defmt::warn!(
+            "stopwire: arena full ({=usize} slots): creation at {=str}:{=u32} refused",
+            capacity,
+            file,
+            line
+        );
+    }
 }
 
 /// What a held slot is.
@@ -429,6 +451,17 @@ impl ArenaView {
             leaks.count += 1;
             #[cfg(feature = "log")]
             log::warn!("stopwire: leak: {live}");
+            #[cfg(feature = "defmt")]
+            {
+                let (file, line) = live.site.map_or(("?", 0), |l| (l.file(), l.line()));
+                defmt::warn!(
+                    "stopwire: leak: slot {=usize} ({=str}) created at {=str}:{=u32}",
+                    live.handle.index().unwrap_or(usize::MAX),
+                    live.kind.as_str(),
+                    file,
+                    line
+                );
+            }
         }
         if leaks.count == 0 {
             Ok(())

@@ -558,7 +558,7 @@ impl ArenaView {
         site: Site,
     ) -> Result<Handle, Error> {
         let r = self.locked_at(now, |t| t.create(parent, spec, site));
-        #[cfg(feature = "log")]
+        #[cfg(any(feature = "log", feature = "defmt"))]
         if r == Err(Error::Full) {
             crate::diagnostics::log_full(self.capacity(), site);
         }
@@ -637,7 +637,7 @@ impl ArenaView {
     pub fn after_func(&self, h: Handle, cb: Callback) -> Result<Handle, Error> {
         let site = Site::caller();
         let registered = self.locked(|t| t.register(h, cb, site));
-        #[cfg(feature = "log")]
+        #[cfg(any(feature = "log", feature = "defmt"))]
         if matches!(registered, Err(Error::Full)) {
             crate::diagnostics::log_full(self.capacity(), site);
         }
