@@ -149,3 +149,110 @@ fn miri_a3_full_arena_refuses_and_recovers() {
     let c = arena.background().with_cancel().unwrap();
     assert!(!b.is_done() && !c.is_done());
 }
+
+#[test]
+fn miri_f2_f3_c_callback_runs_at_registration_and_from_the_driver() {
+    static CLOCK: ManualClock = ManualClock::new(0);
+    let arena: Arena<4> = Arena::with_clock(&CLOCK);
+    let counter = AtomicUsize::new(0);
+    let done = arena.background().with_cancel().unwrap();
+    done.cancel();
+    // SAFETY: `counter` outlives both registrations; c_callback only touches the atomic.
+    let cb = unsafe { Callback::from_c(c_callback, &counter as *const _ as *mut _) };
+    assert_eq!(arena.after_func(done.handle(), cb), Ok(Handle::DEAD));
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+    let d = arena.background().with_deadline(5).unwrap();
+    let reg = arena.after_func(d.handle(), cb).unwrap();
+    assert_eq!(arena.expire(5), 1);
+    assert_eq!(counter.load(Ordering::SeqCst), 2);
+    assert!(!arena.stop(reg));
+    // A stopped C registration never runs.
+    let e = arena.background().with_cancel().unwrap();
+    let reg = arena.after_func(e.handle(), cb).unwrap();
+    assert!(arena.stop(reg));
+    e.cancel();
+    assert_eq!(counter.load(Ordering::SeqCst), 2);
+    drop((done, d, e));
+    assert_eq!(arena.stats().in_use, 0);
+}
+
+#[test]
+fn miri_f7_k7_roots_detached_and_causes() {
+    static CLOCK: ManualClock = ManualClock::new(100);
+    let arena: Arena<8> = Arena::with_clock(&CLOCK);
+    let reg = arena.background().after_func(count, 1_000).unwrap();
+    let parent = arena.background().with_cancel().unwrap();
+    let w = parent.without_cancel().unwrap();
+    let wreg = w.after_func(count, 1_000).unwrap();
+    let t = parent.with_timeout_cause(0, nz(103)).unwrap();
+    let f = parent.with_timeout_cause(u64::MAX, nz(103)).unwrap();
+    parent.cancel_with_cause(nz(104));
+    assert_eq!(
+        (t.err(), t.cause()),
+        (Err(Error::DeadlineExceeded), Ok(Some(nz(103))))
+    );
+    assert_eq!(
+        (f.err(), f.cause()),
+        (Err(Error::Canceled), Ok(Some(nz(104))))
+    );
+    assert_eq!((w.err(), w.cause()), (Ok(()), Err(Error::NotDone)));
+    assert!(reg.stop() && wreg.stop());
+    // A cause found through the deadline owner by a check (no walk yet).
+    let owner = arena.background().with_deadline_cause(150, nz(7)).unwrap();
+    let below = owner.with_value(key(1), 1).unwrap();
+    CLOCK.set(150);
+    assert_eq!(below.cause(), Ok(Some(nz(7))));
+    assert!(!owner.cancel_with_cause(nz(8)));
+    assert_eq!(below.cause(), Ok(Some(nz(7))));
+}
+
+#[test]
+fn miri_a2_stale_value_lookup_after_reuse() {
+    let arena: Arena<1> = Arena::new();
+    let old = arena.with_value(Handle::BACKGROUND, 1, 10).unwrap();
+    arena.release(old).unwrap();
+    let new = arena.with_value(Handle::BACKGROUND, 1, 20).unwrap();
+    assert_eq!(arena.value(old, 1), Err(Error::Stale));
+    assert_eq!(arena.cause(old), Err(Error::Stale));
+    assert_eq!(arena.deadline(old), Err(Error::Stale));
+    assert_eq!(arena.value(new, 1), Ok(Some(20)));
+    arena.release(new).unwrap();
+}
+
+/// C10 and A2 with real threads, small enough for Miri's scheduler and weak-memory emulation.
+#[test]
+fn miri_c10_threads_create_check_and_cancel() {
+    let arena: Arena<16> = Arena::new();
+    let parent = arena.background().with_value(key(1), 5).unwrap();
+    let ph = parent.handle();
+    let a = &arena;
+    let kids = std::thread::scope(|s| {
+        let creator = s.spawn(move || {
+            let mut hs = vec![];
+            for _ in 0..4 {
+                match a.with_cancel(ph) {
+                    Ok(h) => hs.push(h),
+                    Err(e) => assert_eq!(e, Error::Stale),
+                }
+            }
+            hs
+        });
+        s.spawn(move || {
+            for _ in 0..4 {
+                match a.value(ph, 1) {
+                    Ok(v) => assert_eq!(v, Some(5)),
+                    Err(e) => assert_eq!(e, Error::Stale),
+                }
+            }
+        });
+        s.spawn(move || a.release(ph).unwrap());
+        creator.join().unwrap()
+    });
+    core::mem::forget(parent);
+    for h in kids {
+        assert_eq!(arena.err(h), Err(Error::Canceled));
+        assert_eq!(arena.value(h, 1), Ok(Some(5)));
+        arena.release(h).unwrap();
+    }
+    assert_eq!(arena.stats().in_use, 0);
+}
