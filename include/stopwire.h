@@ -105,6 +105,44 @@ typedef uint32_t sw_status;
 #endif // __cplusplus
 
 /**
+ * What a context reported by `sw_dump` is.
+ */
+enum sw_live_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * `sw_with_cancel`, or a `sw_with_deadline` / `sw_with_timeout` clamped by an earlier parent
+     * deadline.
+     */
+    SW_LIVE_CANCEL = 0,
+    /**
+     * `sw_with_deadline` / `sw_with_timeout` whose own deadline is the effective one.
+     */
+    SW_LIVE_DEADLINE = 1,
+    /**
+     * `sw_with_value`.
+     */
+    SW_LIVE_VALUE = 2,
+    /**
+     * `sw_without_cancel`.
+     */
+    SW_LIVE_DETACHED = 3,
+    /**
+     * A `sw_after_func` registration not yet run or stopped (its `ctx` is the stop handle).
+     */
+    SW_LIVE_AFTER_FUNC = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sw_live_kind sw_live_kind;
+#else
+typedef uint32_t sw_live_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A context handle: a slot index and a generation packed in 64 bits. The all-zero value is never
  * a valid context (SPEC R3). Handles are plain values: copy them freely; once released they are stale
  * and every function says so (SPEC A2).
@@ -121,6 +159,63 @@ typedef struct sw_ctx {
  * unwind (no C++ exception may leave it).
  */
 typedef void (*sw_callback)(void *userdata);
+
+/**
+ * One context still held, as `sw_dump` reports it. Valid only during the callback.
+ */
+typedef struct sw_live {
+    /**
+     * Its handle.
+     */
+    struct sw_ctx ctx;
+    /**
+     * What it is.
+     */
+    sw_live_kind kind;
+    /**
+     * `SW_OK` while not done, else `SW_CANCELED` or `SW_DEADLINE_EXCEEDED`.
+     */
+    sw_status err;
+    /**
+     * The slot index of its parent; `UINT32_MAX` for a child of a root.
+     */
+    uint32_t parent_slot;
+    /**
+     * Whether the parent is still held (false: released, kept for its descendants, SPEC A5).
+     */
+    bool parent_held;
+    /**
+     * The tick it was created at.
+     */
+    uint64_t born;
+    /**
+     * Ticks since then.
+     */
+    uint64_t age;
+    /**
+     * The source file that created it: `file_len` bytes, NOT NUL-terminated (print it with
+     * `"%.*s", (int)file_len, file`); NULL when unknown. Static storage.
+     */
+    const char *file;
+    /**
+     * Length of `file` in bytes.
+     */
+    uint32_t file_len;
+    /**
+     * Line in `file` (0 when unknown).
+     */
+    uint32_t line;
+    /**
+     * Column in `file` (0 when unknown).
+     */
+    uint32_t column;
+} sw_live;
+
+/**
+ * The callback of `sw_dump`: one context still held, and the `userdata` given to `sw_dump`. It
+ * may call any `sw_*` function (no lock is held), and must not unwind.
+ */
+typedef void (*sw_dump_fn)(const struct sw_live *entry, void *userdata);
 
 /**
  * Arena figures (SPEC A6) (C: `sw_stats`).
@@ -318,6 +413,19 @@ sw_status sw_with_value(struct sw_ctx parent,
  * `out` must be NULL or valid for writing one `sw_ctx`.
  */
 sw_status sw_without_cancel(struct sw_ctx parent, struct sw_ctx *out);
+
+/**
+ * Reports every context (and pending `sw_after_func` registration) still held in the arena,
+ * oldest first: `callback(entry, userdata)` once per context, if `callback` is not NULL. Returns
+ * how many were reported (0: everything has been released). For shutdown paths, tests and debug
+ * consoles: each step scans the arena under its lock (O(capacity)), so not ISR-safe and not for
+ * hot paths. A library built without `std` has no creation sites to report and returns
+ * `UINT32_MAX` without calling back.
+ *
+ * # Safety
+ * `callback`, if not NULL, must be safe to call with a valid `sw_live` pointer and `userdata`.
+ */
+uint32_t sw_dump(sw_dump_fn callback, void *userdata);
 
 /**
  * `SW_OK` while `ctx` is not done, then `SW_CANCELED` or `SW_DEADLINE_EXCEEDED` forever (SPEC C4, D4);

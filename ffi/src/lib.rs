@@ -33,7 +33,7 @@
 //!
 //! `arena` (the static arena and the panic guard), `status` (status codes and the mapping from
 //! [`engine::Error`]), `clock` (the swappable tick source), `create` (the `sw_with_*`
-//! functions), `cancel` (cancel, release, callbacks, the deadline driver) and `query` (the
+//! functions), `dump` (the live-context report, `sw_dump`), `cancel` (cancel, release, callbacks, the deadline driver) and `query` (the
 //! lock-free checks, statistics and version).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
@@ -46,6 +46,7 @@ mod arena;
 mod cancel;
 mod clock;
 mod create;
+mod dump;
 mod query;
 mod status;
 
@@ -58,6 +59,7 @@ pub use create::{
     sw_background, sw_todo, sw_with_cancel, sw_with_deadline, sw_with_deadline_cause,
     sw_with_timeout, sw_with_timeout_cause, sw_with_value, sw_without_cancel,
 };
+pub use dump::{sw_dump, sw_dump_fn, sw_live, sw_live_kind};
 /// The engine (the `stopwire` package), re-exported for Rust code that shares the C arena.
 pub use engine;
 pub use query::{
