@@ -41,8 +41,11 @@ extern "C" fn embassy_ticks() -> u64 {
     Instant::now().as_ticks()
 }
 
+/// How each of the three tasks ended (`None`: still running).
+type Outcomes = [Option<Result<u32, Error>>; 3];
+
 /// How each task ended, for the final verdict.
-static OUTCOMES: Mutex<Cell<[Option<Result<u32, Error>>; 3]>> = Mutex::new(Cell::new([None; 3]));
+static OUTCOMES: Mutex<Cell<Outcomes>> = Mutex::new(Cell::new([None; 3]));
 
 fn ms() -> u64 {
     Instant::now().as_millis()

@@ -84,6 +84,13 @@ fn run_all() -> ! {
     semihosting::process::exit(if failed == 0 { 0 } else { 1 })
 }
 
+/// A panic is a failed run: print it and exit 101, as a host test binary would.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    println!("panicked: {info}");
+    semihosting::process::exit(101)
+}
+
 #[cfg(target_arch = "arm")]
 #[cortex_m_rt::entry]
 fn main() -> ! {
