@@ -84,7 +84,7 @@ impl Clock for EmbassyClock {
 }
 
 /// One waker slot of a [`Waiters`] registry.
-pub struct WaiterCell {
+pub(crate) struct WaiterCell {
     lock: Lock,
     state: UnsafeCell<CellState>,
 }

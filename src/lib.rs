@@ -98,7 +98,7 @@ pub use context::{AfterFunc, Ctx, OwnedCtx};
 pub use diagnostics::{Leaks, Live, LiveIter, LiveKind, Report, LEAKS_KEPT};
 pub use error::Error;
 #[cfg(all(feature = "embassy", not(loom)))]
-pub use future::{Done, EmbassyClock, UntilDone, WaiterCell, Waiters, DEFAULT_WAITERS};
+pub use future::{Done, EmbassyClock, UntilDone, Waiters, DEFAULT_WAITERS};
 #[cfg(feature = "std")]
 pub use group::Group;
 #[cfg(not(loom))]
