@@ -435,3 +435,44 @@ fn c3_embassy_executor_tasks_are_canceled_from_another_thread() {
     assert_eq!(EX_ARENA.stats().in_use, 0);
     assert_eq!(EX_WAITERS.busy(), 0);
 }
+
+static DL_ARENA: Arena<8> = Arena::with_clock(&EmbassyClock);
+static DL_RESULT: Mutex<Option<Result<(), Error>>> = Mutex::new(None);
+static DL_WAITING: AtomicBool = AtomicBool::new(false);
+
+#[embassy_executor::task]
+async fn sleeper(ctx: Ctx<'static>) {
+    DL_WAITING.store(true, SeqCst);
+    let r = ctx.run_until_done(std::future::pending::<()>()).await;
+    *DL_RESULT.lock().unwrap() = Some(r);
+}
+
+#[test]
+fn d4_an_embassy_executor_task_is_woken_by_its_deadline_alone() {
+    let _t = time_lock();
+    let req = DL_ARENA.background().with_timeout(250).unwrap();
+    let view = *req;
+    let executor = Box::leak(Box::new(embassy_executor::Executor::new()));
+    // Time moves only here, from another thread: nothing else can wake the task.
+    let clock = std::thread::spawn(|| {
+        while !DL_WAITING.load(SeqCst) {
+            std::thread::yield_now();
+        }
+        while DL_RESULT.lock().unwrap().is_none() {
+            MockDriver::get().advance(Duration::from_ticks(50));
+            std::thread::yield_now();
+        }
+    });
+    executor.run_until(
+        |spawner| spawner.spawn(sleeper(view).unwrap()),
+        || DL_RESULT.lock().unwrap().is_some(),
+    );
+    clock.join().unwrap();
+    assert_eq!(
+        *DL_RESULT.lock().unwrap(),
+        Some(Err(Error::DeadlineExceeded))
+    );
+    assert_eq!(req.err(), Err(Error::DeadlineExceeded));
+    drop(req);
+    assert_eq!(DL_ARENA.stats().in_use, 0);
+}
