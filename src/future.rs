@@ -16,8 +16,8 @@
 //!
 //! Invariants (cited as `W1`...):
 //!
-//! - W1. A cell is *busy* from [`Waiters`] handing it to a [`Done`] until that `Done` is dropped;
-//!   only its owner stores a waker in it.
+//! - W1. A cell is *busy* from [`Waiters`] handing it to a [`Done`] until that `Done` completes
+//!   or is dropped; only its owner stores a waker in it.
 //! - W2. A cell's state is read and written only under its lock: the arena's [`Lock`] kind (a
 //!   critical section on microcontrollers, so an interrupt handler can wake; a spin lock on
 //!   hosts). No waker runs while the lock is held: the callback takes the waker out, releases the
@@ -276,7 +276,7 @@ impl<'a> Ctx<'a> {
 /// The future of [`Ctx::done`]: completes with the reason the context is done.
 ///
 /// Holds a [`Waiters`] cell and one arena slot (the callback registration) from its first
-/// `Pending` poll until dropped (module docs).
+/// `Pending` poll until it completes or is dropped (module docs).
 #[must_use = "futures do nothing unless awaited or polled"]
 pub struct Done<'a> {
     ctx: Ctx<'a>,
@@ -341,7 +341,17 @@ impl<'a> Done<'a> {
             arena.expire(arena.now());
         }
         self.timer = None;
+        self.release();
         why
+    }
+
+    /// Gives back the registration slot and the cell (stop first, then free: a callback already
+    /// claimed may still run later and wake whoever owns the cell then, module docs).
+    fn release(&mut self) {
+        drop(self.registration.take());
+        if let Some(c) = self.cell.take() {
+            c.free();
+        }
     }
 
     /// A free cell of the registry, searched from the hint round the ring.
@@ -424,12 +434,7 @@ impl Future for Done<'_> {
 
 impl Drop for Done<'_> {
     fn drop(&mut self) {
-        // Stop the registration first, then free the cell: a callback already claimed may still
-        // run later and wake whoever owns the cell then (a spurious wakeup, module docs).
-        drop(self.registration.take());
-        if let Some(c) = self.cell.take() {
-            c.free();
-        }
+        self.release();
     }
 }
 
