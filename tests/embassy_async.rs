@@ -64,6 +64,8 @@ fn c2_cancel_wakes_a_polled_done_future_once_and_it_reports_canceled() {
         poll_once(done.as_mut(), &waker),
         Poll::Ready(Error::Canceled)
     );
+    // F6: completing gives the cell and the registration slot back, before any drop.
+    assert_eq!((W.busy(), ARENA.stats().in_use), (0, 1));
 }
 
 #[test]
