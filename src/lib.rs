@@ -50,7 +50,7 @@
 //!   embassy-time ticks; an embassy-time timer wakes waiters at deadlines. Any executor works.
 //!   The waking design is at the top of `future`.
 //! - `defmt`: `defmt::Format` for [`Error`], [`Handle`] and [`Stats`].
-//! - `diagnostics` (default with `std`): every context records the line that created it and its
+//! - `diagnostics` (default): every context records the line that created it and its
 //!   creation tick; `ArenaView::live`, `report` and `check_released` list what is still held
 //!   and where it came from (the leak report). Two fields more per slot.
 //! - `log`: a refused creation (arena full) and each leak found by `check_released` are logged

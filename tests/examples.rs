@@ -5,7 +5,7 @@
 //! Each test builds its example with the cargo that runs the tests (`cargo build --example`), so
 //! a test never runs a stale binary. No timing thresholds: every wait is for an event (a log line,
 //! a stats figure, an exit), with a generous timeout only to turn a hang into a failure.
-#![cfg(feature = "std")]
+#![cfg(all(feature = "std", feature = "diagnostics"))]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
