@@ -1,6 +1,5 @@
 //! Leak diagnostics: where and when every context was created, which ones are still held, and a
-//! leak check (feature `diagnostics`, a default feature;
-//! firmware opts in).
+//! leak check (feature `diagnostics`, a default feature; firmware opts in).
 //!
 //! The seed's last advice is that "the worst goroutine bug is the one that never logs". A Go
 //! program that forgets a `cancel` learns it from `go vet` at best; here every slot records the
