@@ -7,11 +7,13 @@
 //! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results |
 //! | `qemu`, `firmware-demo`, `footprint` | microcontroller suites, demo and figures ([`embedded`]) |
 //! | `header`, `install`, `c-test`, `c-bench` | the C API: header generation, installation, C/C++ suites, C timings ([`ctest`]) |
+//! | `verify`, `fuzz` | verification in depth: loom, Miri, ThreadSanitizer, model, fuzz, soak ([`verify`]) |
 
 mod bench;
 mod ctest;
 mod embedded;
 mod util;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -39,7 +41,11 @@ tasks:
   header  regenerate include/stopwire.h with cbindgen 0.29.4
   install --prefix DIR  headers, libstopwire.a/.so, stopwire.pc and the CMake package into DIR
   c-test  the C API: header checks, C and C++ suites (plain, ASan/UBSan, valgrind), install
-  c-bench  C-side timings of sw_is_done, sw_err and create+release";
+  c-bench  C-side timings of sw_is_done, sw_err and create+release
+  verify [TIER...]  verification in depth, one summary line per tier: loom, miri (strict
+          provenance, tree borrows), tsan, model (3*10^6 operations), fuzz (1 min per
+          target), soak (60 s); names of tiers run only those
+  fuzz [--minutes N]  the libFuzzer targets of fuzz/ (model, capi), N minutes each (default 1)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,6 +60,8 @@ fn main() -> ExitCode {
         Some("install") => ctest::install(&args[1..]).map(|_| Counts::default()),
         Some("c-test") => ctest::c_test(),
         Some("c-bench") => ctest::c_bench().map(|_| Counts::default()),
+        Some("verify") => verify::verify(&args[1..]),
+        Some("fuzz") => verify::fuzz(&args[1..]).map(|_| Counts::default()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
