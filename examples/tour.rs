@@ -23,16 +23,19 @@ fn section(title: &str, when: &str) {
     println!("   when: {when}");
 }
 
-/// Simulated work: `steps` slices of 10 ms, checking the context before each one.
-fn work(ctx: Ctx<'_>, steps: u32) -> Result<u32, Error> {
-    for done in 0..steps {
+/// Simulated work: slices of 10 ms, checking the context before each one; `steps` of them, or
+/// with `None` as many as it takes until the context is done.
+fn work(ctx: Ctx<'_>, steps: Option<u32>) -> Result<u32, Error> {
+    let mut done = 0;
+    while steps.is_none_or(|n| done < n) {
         if let Err(why) = ctx.err() {
-            println!("   ... stopped after {done} of {steps} steps: {why}");
+            println!("   ... stopped after {done} steps: {why}");
             return Err(why);
         }
         thread::sleep(Duration::from_millis(10));
+        done += 1;
     }
-    Ok(steps)
+    Ok(done)
 }
 
 fn background() {
@@ -57,7 +60,7 @@ fn with_cancel() -> Result<(), Error> {
     );
     let job = ARENA.background().with_cancel()?;
     let view = *job; // the Copy view goes to the worker; the owner stays here
-    let worker = thread::spawn(move || work(view, 100));
+    let worker = thread::spawn(move || work(view, None)); // runs until canceled
     thread::sleep(Duration::from_millis(35));
     println!("   main: cancel() -> {}", job.cancel());
     println!("   main: cancel() again -> {} (idempotent)", job.cancel());
@@ -73,7 +76,7 @@ fn with_timeout() -> Result<(), Error> {
     );
     let query = ARENA.background().with_timeout(50 * MS)?;
     let started = Instant::now();
-    let outcome = work(*query, 100); // would take a second
+    let outcome = work(*query, Some(100)); // would take a second
     println!(
         "   query with a 50 ms timeout returned {outcome:?} after {} ms",
         started.elapsed().as_millis()
@@ -132,7 +135,7 @@ fn fetcher(ctx: Ctx<'_>, name: &str, broken: bool) -> Result<(), BoxError> {
         println!("   {name}: upstream refused, failing the group");
         return Err(format!("{name}: upstream refused").into());
     }
-    match work(ctx, 100) {
+    match work(ctx, None) {
         Ok(_) => Ok(()),
         Err(why) => {
             println!("   {name}: stopped ({why})");

@@ -49,7 +49,9 @@ fn example(name: &str) -> PathBuf {
 struct Running {
     child: Child,
     lines: Receiver<String>,
+    /// Every line so far; the first `consumed` have been looked at by `wait_for`.
     seen: Vec<String>,
+    consumed: usize,
 }
 
 impl Running {
@@ -75,25 +77,41 @@ impl Running {
             child,
             lines,
             seen: Vec::new(),
+            consumed: 0,
         }
     }
 
-    /// Waits for the next stdout line that contains `needle`; returns it.
+    /// Waits for the next stdout line (after those already returned) that contains `needle`;
+    /// returns it.
     fn wait_for(&mut self, needle: &str) -> String {
         loop {
-            match self.lines.recv_timeout(PATIENCE) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
+            while self.consumed < self.seen.len() {
+                let line = &self.seen[self.consumed];
+                self.consumed += 1;
+                if line.contains(needle) {
+                    return line.clone();
                 }
+            }
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) => self.seen.push(line),
                 Err(e) => panic!(
                     "no line with {needle:?} ({e}); output so far: {:#?}",
                     self.seen
                 ),
             }
         }
+    }
+}
+
+impl Running {
+    /// Whether a line not yet returned by `wait_for` contains `needle` (does not wait).
+    fn saw(&mut self, needle: &str) -> bool {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen[self.consumed..]
+            .iter()
+            .any(|l| l.contains(needle))
     }
 }
 
@@ -221,6 +239,13 @@ fn c2_server_cancels_the_request_of_a_client_that_left_and_leaks_nothing() {
     loop {
         let (status, body) = get(&addr, "/stats");
         assert_eq!(status, 200);
+        // Only a machine stalled for the whole two seconds could let it finish unseen: say so
+        // rather than poll forever.
+        assert!(
+            !server.saw("GET /slow"),
+            "the slow request ended before the test saw it in flight: {:#?}",
+            server.seen
+        );
         if in_use(&body) == 2 {
             assert!(
                 body.contains("examples/server.rs:"),
