@@ -22,8 +22,13 @@ fn a1_the_arena_is_a_static_with_a_const_constructor_and_fixed_capacity() {
     assert_eq!(v.stats().capacity, 4);
     c.cancel();
     // Fixed capacity: the ninth creation fails instead of growing.
-    let held: Vec<_> = (0..7).map(|_| STATIC_ARENA.background().with_cancel().unwrap()).collect();
-    assert_eq!(STATIC_ARENA.background().with_cancel().err(), Some(Error::Full));
+    let held: Vec<_> = (0..7)
+        .map(|_| STATIC_ARENA.background().with_cancel().unwrap())
+        .collect();
+    assert_eq!(
+        STATIC_ARENA.background().with_cancel().err(),
+        Some(Error::Full)
+    );
     drop(held);
     // (That the core never touches the heap is tests/alloc.rs.)
 }
@@ -47,10 +52,17 @@ fn a2_stale_and_forged_handles_are_rejected_and_touch_nothing() {
     assert_eq!(a.err(old), Err(Error::Stale));
     assert_eq!(a.cause(old), Err(Error::Stale));
     assert_eq!(a.deadline(old), Err(Error::Stale));
-    assert_eq!(a.value(old, 1), Err(Error::Stale), "never the new context's value");
+    assert_eq!(
+        a.value(old, 1),
+        Err(Error::Stale),
+        "never the new context's value"
+    );
     assert_eq!(a.with_cancel(old), Err(Error::Stale));
     assert_eq!(a.without_cancel(old), Err(Error::Stale));
-    assert_eq!(a.after_func(old, Callback::new(no_call, 0)), Err(Error::Stale));
+    assert_eq!(
+        a.after_func(old, Callback::new(no_call, 0)),
+        Err(Error::Stale)
+    );
     assert_eq!(a.cancel(old, 5), Err(Error::Stale));
     assert_eq!(a.release(old), Err(Error::Stale));
     assert!(!a.stop(old));
@@ -127,7 +139,15 @@ fn a3_a_full_arena_refuses_changes_nothing_and_recovers() {
     let x = p.with_cancel().unwrap();
     let y = p.with_value(key(1), 1).unwrap();
     let before = a.stats();
-    assert_eq!(before, Stats { capacity: 3, in_use: 3, high_water: 3, full_count: 0 });
+    assert_eq!(
+        before,
+        Stats {
+            capacity: 3,
+            in_use: 3,
+            high_water: 3,
+            full_count: 0
+        }
+    );
     let attempts: [Result<OwnedCtx<'_>, Error>; 6] = [
         a.background().with_cancel(),
         p.with_cancel(),
@@ -136,11 +156,24 @@ fn a3_a_full_arena_refuses_changes_nothing_and_recovers() {
         p.with_value(key(2), 2),
         p.without_cancel(),
     ];
-    assert!(attempts.iter().all(|r| r.as_ref().err() == Some(&Error::Full)));
+    assert!(attempts
+        .iter()
+        .all(|r| r.as_ref().err() == Some(&Error::Full)));
     assert_eq!(p.after_func(|_| {}, 0).err(), Some(Error::Full));
     let after = a.stats();
-    assert_eq!(after, Stats { full_count: 7, ..before }, "only full_count moved");
-    assert_eq!(a.next_deadline(), Some(100), "the deadline queue is untouched");
+    assert_eq!(
+        after,
+        Stats {
+            full_count: 7,
+            ..before
+        },
+        "only full_count moved"
+    );
+    assert_eq!(
+        a.next_deadline(),
+        Some(100),
+        "the deadline queue is untouched"
+    );
     assert!(!p.is_done() && !x.is_done() && !y.is_done());
     drop(attempts);
     drop(x);
@@ -163,7 +196,11 @@ fn a4_release_cancels_and_makes_the_handle_stale_at_once() {
     assert_eq!(a.stats().in_use, in_use, "slot kept for the child (A5)");
     assert_eq!(a.err(child), Err(Error::Canceled), "release cancels");
     assert_eq!(a.cause(child), Ok(None));
-    assert_eq!(a.release(p), Err(Error::Stale), "a second release is refused");
+    assert_eq!(
+        a.release(p),
+        Err(Error::Stale),
+        "a second release is refused"
+    );
     a.release(child).unwrap();
     assert_eq!(a.stats().in_use, 0);
     // Dropping an OwnedCtx is release.
@@ -225,7 +262,11 @@ fn a5_slots_are_reclaimed_once_no_descendant_needs_them() {
         let mut rng = Rng::new(seed);
         let mut hs = vec![];
         for i in 0..40 {
-            let parent = if i == 0 || rng.below(5) == 0 { Handle::BACKGROUND } else { hs[rng.below(hs.len())] };
+            let parent = if i == 0 || rng.below(5) == 0 {
+                Handle::BACKGROUND
+            } else {
+                hs[rng.below(hs.len())]
+            };
             let h = match rng.below(5) {
                 0 => a.with_cancel(parent),
                 1 => a.with_value(parent, 1 + rng.below(3), i),
@@ -267,20 +308,32 @@ fn a6_stats_return_to_baseline_after_any_sequence() {
         let mut regs: Vec<Handle> = vec![];
         for _ in 0..300 {
             let pick = |rng: &mut Rng, v: &Vec<Handle>| {
-                if v.is_empty() || rng.below(6) == 0 { keep.handle() } else { v[rng.below(v.len())] }
+                if v.is_empty() || rng.below(6) == 0 {
+                    keep.handle()
+                } else {
+                    v[rng.below(v.len())]
+                }
             };
             let r = match rng.below(12) {
                 0 | 1 => a.with_cancel(pick(&mut rng, &ctxs)).map(|h| ctxs.push(h)),
-                2 => a.with_value(pick(&mut rng, &ctxs), 1 + rng.below(4), 0).map(|h| ctxs.push(h)),
+                2 => a
+                    .with_value(pick(&mut rng, &ctxs), 1 + rng.below(4), 0)
+                    .map(|h| ctxs.push(h)),
                 3 => {
                     let now = clk.now_for_test();
                     a.with_deadline_cause(pick(&mut rng, &ctxs), now + rng.below(50) as u64, 7)
                         .map(|h| ctxs.push(h))
                 }
-                4 => a.without_cancel(pick(&mut rng, &ctxs)).map(|h| ctxs.push(h)),
+                4 => a
+                    .without_cancel(pick(&mut rng, &ctxs))
+                    .map(|h| ctxs.push(h)),
                 5 => a
                     .after_func(pick(&mut rng, &ctxs), Callback::new(run, 0))
-                    .map(|h| if h != Handle::DEAD { regs.push(h) }),
+                    .map(|h| {
+                        if h != Handle::DEAD {
+                            regs.push(h)
+                        }
+                    }),
                 6 if !ctxs.is_empty() => {
                     let _ = a.cancel(ctxs[rng.below(ctxs.len())], rng.below(3) as u32);
                     Ok(())

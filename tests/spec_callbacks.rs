@@ -66,7 +66,9 @@ fn f2_already_done_runs_before_after_func_returns() {
     assert_eq!(n.load(SeqCst), 1);
     assert_eq!(a.stats().in_use, in_use, "no slot taken");
     assert!(!reg.stop());
-    let raw = a.after_func(c.handle(), Callback::new(inc, addr(&n))).unwrap();
+    let raw = a
+        .after_func(c.handle(), Callback::new(inc, addr(&n)))
+        .unwrap();
     assert_eq!(raw, Handle::DEAD);
     assert_eq!(n.load(SeqCst), 2);
     // Past its deadline, before any check or driver: done, so it runs now.
@@ -75,7 +77,9 @@ fn f2_already_done_runs_before_after_func_returns() {
     let _r = d.after_func(inc, addr(&n)).unwrap();
     assert_eq!(n.load(SeqCst), 3);
     // Even with the arena full.
-    let _fill: Vec<_> = (0..2).map(|_| a.background().with_cancel().unwrap()).collect();
+    let _fill: Vec<_> = (0..2)
+        .map(|_| a.background().with_cancel().unwrap())
+        .collect();
     assert_eq!(a.background().with_cancel().err(), Some(Error::Full));
     let _r2 = c.after_func(inc, addr(&n)).unwrap();
     assert_eq!(n.load(SeqCst), 4);
@@ -164,7 +168,9 @@ fn f4_stop_is_true_exactly_when_it_prevented_the_call() {
     assert!(!ran.stop());
     // Raw handles: a stop handle stays stale once its slot is reused.
     let c2 = a.background().with_cancel().unwrap();
-    let reg = a.after_func(c2.handle(), Callback::new(inc, addr(&n))).unwrap();
+    let reg = a
+        .after_func(c2.handle(), Callback::new(inc, addr(&n)))
+        .unwrap();
     assert!(a.stop(reg));
     let reuse = c2.with_cancel().unwrap();
     assert!(!a.stop(reg));
@@ -173,7 +179,9 @@ fn f4_stop_is_true_exactly_when_it_prevented_the_call() {
     assert!(!a.stop(c2.handle()));
     assert_eq!(c2.err(), Ok(()));
     // release() of a stop handle behaves as stop (C API contract).
-    let reg2 = a.after_func(c2.handle(), Callback::new(inc, addr(&n))).unwrap();
+    let reg2 = a
+        .after_func(c2.handle(), Callback::new(inc, addr(&n)))
+        .unwrap();
     assert_eq!(a.release(reg2), Ok(()));
     assert!(!a.stop(reg2));
     c2.cancel();
@@ -204,7 +212,11 @@ fn f4_f5_stop_from_a_sibling_callback_agrees_with_what_ran() {
     SIBLING_STOP.store(target.to_raw(), SeqCst);
     c.cancel();
     let stopped = SIBLING_RESULT.lock().unwrap().expect("the stopper ran");
-    assert_eq!(stopped, SIB_RAN.load(SeqCst) == 0, "stop = true exactly when it prevented the run");
+    assert_eq!(
+        stopped,
+        SIB_RAN.load(SeqCst) == 0,
+        "stop = true exactly when it prevented the run"
+    );
     assert!(!SIB_ARENA.stop(target));
     drop((stopper, c));
     assert_eq!(SIB_ARENA.stats().in_use, 0);
@@ -224,7 +236,9 @@ fn wait_at_gate(_: usize) {
 fn f4_stop_does_not_wait_for_a_running_callback() {
     let a = arena::<4>(clock(0));
     let c = a.background().with_cancel().unwrap();
-    let reg = a.after_func(c.handle(), Callback::new(wait_at_gate, 0)).unwrap();
+    let reg = a
+        .after_func(c.handle(), Callback::new(wait_at_gate, 0))
+        .unwrap();
     let h = c.handle();
     std::thread::scope(|s| {
         let canceler = s.spawn(|| a.cancel(h, 0));

@@ -29,7 +29,8 @@ fn c1_with_cancel_makes_a_child_that_is_not_done() {
 /// index (`usize::MAX` for the top).
 fn random_tree<'a>(a: &'a ArenaView, n: usize, seed: u64) -> Vec<(OwnedCtx<'a>, usize)> {
     let mut rng = common::Rng::new(seed);
-    let mut nodes: Vec<(OwnedCtx<'a>, usize)> = vec![(a.background().with_cancel().unwrap(), usize::MAX)];
+    let mut nodes: Vec<(OwnedCtx<'a>, usize)> =
+        vec![(a.background().with_cancel().unwrap(), usize::MAX)];
     while nodes.len() < n {
         let p = rng.below(nodes.len());
         let parent = nodes[p].0.ctx();
@@ -118,10 +119,17 @@ fn c4_err_never_changes_once_set() {
     let below = d.with_cancel().unwrap();
     clk.set(30);
     assert_eq!(d.err(), Err(Error::DeadlineExceeded));
-    assert!(!d.cancel(), "C3: a deadline made it done, no cancel is first");
+    assert!(
+        !d.cancel(),
+        "C3: a deadline made it done, no cancel is first"
+    );
     assert_eq!(d.err(), Err(Error::DeadlineExceeded));
     assert_eq!(below.err(), Err(Error::DeadlineExceeded));
-    assert_eq!(a.expire(30), 0, "T5: canceled by hand after expiry: already handled");
+    assert_eq!(
+        a.expire(30),
+        0,
+        "T5: canceled by hand after expiry: already handled"
+    );
     // Never set while not done: a context not done reports no Err and no cause.
     let e = a.background().with_deadline(40).unwrap();
     assert_eq!((e.err(), e.cause()), (Ok(()), Err(Error::NotDone)));
@@ -144,7 +152,10 @@ fn c5_cancel_passes_through_value_deadline_and_callback_layers() {
     let w = leaf.with_cancel().unwrap();
     let before = CALLED.load(SeqCst);
     top.cancel_with_cause(nz(P));
-    assert!(CALLED.load(SeqCst) - before >= 1_000, "the callback layer was reached");
+    assert!(
+        CALLED.load(SeqCst) - before >= 1_000,
+        "the callback layer was reached"
+    );
     assert!(!reg.stop());
     for c in [&v, &d, &t, &leaf, &w] {
         assert_eq!(c.err(), Err(Error::Canceled));
@@ -160,17 +171,26 @@ fn c6_descendants_get_the_ancestor_err_and_cause() {
     let mid = top.with_value(key(1), 1).unwrap();
     let low = mid.with_cancel().unwrap();
     top.cancel_with_cause(nz(EARLY));
-    assert_eq!((low.err(), low.cause()), (Err(Error::Canceled), Ok(Some(nz(EARLY)))));
+    assert_eq!(
+        (low.err(), low.cause()),
+        (Err(Error::Canceled), Ok(Some(nz(EARLY))))
+    );
     // An expiry arrives below as DeadlineExceeded, with the deadline's cause, by check and driver.
     let owner = a.background().with_deadline_cause(10, nz(SLOW)).unwrap();
     let x = owner.with_cancel().unwrap();
     let y = x.with_value(key(2), 2).unwrap();
     let z = owner.with_cancel().unwrap();
     clk.set(10);
-    assert_eq!((y.err(), y.cause()), (Err(Error::DeadlineExceeded), Ok(Some(nz(SLOW)))));
+    assert_eq!(
+        (y.err(), y.cause()),
+        (Err(Error::DeadlineExceeded), Ok(Some(nz(SLOW))))
+    );
     assert_eq!(a.expire(10), 1);
     for c in [&owner, &x, &y, &z] {
-        assert_eq!((c.err(), c.cause()), (Err(Error::DeadlineExceeded), Ok(Some(nz(SLOW)))));
+        assert_eq!(
+            (c.err(), c.cause()),
+            (Err(Error::DeadlineExceeded), Ok(Some(nz(SLOW))))
+        );
     }
 }
 
@@ -187,7 +207,10 @@ fn c7_a_child_of_a_done_parent_is_born_done_with_its_err_and_cause() {
         p.with_timeout_cause(1_000, nz(SLOW)).unwrap(),
     ];
     for c in &children {
-        assert_eq!((c.err(), c.cause()), (Err(Error::Canceled), Ok(Some(nz(P)))));
+        assert_eq!(
+            (c.err(), c.cause()),
+            (Err(Error::Canceled), Ok(Some(nz(P))))
+        );
         assert!(!c.cancel(), "born done: nothing left to cancel");
     }
     // Under a parent past its deadline, before any check or driver saw it.
@@ -198,7 +221,10 @@ fn c7_a_child_of_a_done_parent_is_born_done_with_its_err_and_cause() {
     let born_dl = q.with_deadline_cause(100, nz(EARLY)).unwrap();
     let born_under_child = q_child.with_value(key(3), 3).unwrap();
     for c in [&born, &born_dl, &born_under_child] {
-        assert_eq!((c.err(), c.cause()), (Err(Error::DeadlineExceeded), Ok(Some(nz(SLOW)))));
+        assert_eq!(
+            (c.err(), c.cause()),
+            (Err(Error::DeadlineExceeded), Ok(Some(nz(SLOW))))
+        );
     }
     assert_eq!(a.expire(5), 1, "T5: the owner, not the children born done");
     // Raw API too.
@@ -246,7 +272,11 @@ fn c9_a_canceled_or_released_child_leaves_the_parent_list() {
                 assert_eq!(a.stats().in_use, in_use, "held: still one slot");
             }
             drop(gone);
-            assert_eq!(a.stats().in_use, in_use - 1, "C9/A5: no slot held once released");
+            assert_eq!(
+                a.stats().in_use,
+                in_use - 1,
+                "C9/A5: no slot held once released"
+            );
             // The freed slot is reused by an unrelated context (it is the only free one but one).
             let newcomer = a.background().with_cancel().unwrap();
             let other = a.background().with_cancel().unwrap();
@@ -255,7 +285,11 @@ fn c9_a_canceled_or_released_child_leaves_the_parent_list() {
             for k in kids.iter().flatten() {
                 assert_eq!(k.err(), Err(Error::Canceled));
             }
-            assert_eq!(newcomer.err(), Ok(()), "victim {victim}, release {by_release}");
+            assert_eq!(
+                newcomer.err(),
+                Ok(()),
+                "victim {victim}, release {by_release}"
+            );
             assert_eq!(other.err(), Ok(()));
         }
     }
@@ -315,6 +349,9 @@ fn c2_cancel_refuses_stale_handles_and_changes_nothing() {
     drop(c);
     let d = a.background().with_cancel().unwrap();
     assert_eq!(a.cancel(h, 1), Err(Error::Stale));
-    assert_eq!(a.cancel(Handle::from_raw(d.handle().to_raw() + 1), 1), Err(Error::Stale));
+    assert_eq!(
+        a.cancel(Handle::from_raw(d.handle().to_raw() + 1), 1),
+        Err(Error::Stale)
+    );
     assert_eq!(d.err(), Ok(()));
 }

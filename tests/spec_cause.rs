@@ -157,7 +157,10 @@ fn k7_go_cause_table_holds_row_by_row() {
         (
             15,
             |a| {
-                let c = a.background().with_timeout_cause(FOREVER, nz(SLOW)).unwrap();
+                let c = a
+                    .background()
+                    .with_timeout_cause(FOREVER, nz(SLOW))
+                    .unwrap();
                 c.cancel();
                 observe(a, c.handle())
             },

@@ -37,7 +37,11 @@ fn d2_effective_deadline_is_the_earliest_and_a_later_one_makes_a_plain_child() {
     let earlier = mid.with_deadline_cause(5, nz(EARLY)).unwrap();
     let equal = mid.with_deadline_cause(10, nz(SLOW)).unwrap();
     let under_later = later.with_cancel().unwrap();
-    assert_eq!(later.deadline(), Ok(Some(10)), "reports the parent's deadline");
+    assert_eq!(
+        later.deadline(),
+        Ok(Some(10)),
+        "reports the parent's deadline"
+    );
     assert_eq!(later_t.deadline(), Ok(Some(10)));
     assert_eq!(under_later.deadline(), Ok(Some(10)));
     assert_eq!(earlier.deadline(), Ok(Some(5)));
@@ -46,17 +50,28 @@ fn d2_effective_deadline_is_the_earliest_and_a_later_one_makes_a_plain_child() {
     assert_eq!(a.next_deadline(), Some(5));
     clk.set(5);
     assert_eq!(a.expire(5), 1);
-    assert_eq!((earlier.err(), earlier.cause()), (Err(Error::DeadlineExceeded), Ok(Some(nz(EARLY)))));
+    assert_eq!(
+        (earlier.err(), earlier.cause()),
+        (Err(Error::DeadlineExceeded), Ok(Some(nz(EARLY))))
+    );
     assert_eq!(later.err(), Ok(()));
     clk.set(10);
     // Equal deadlines are kept as given: the child's own cause.
     assert_eq!(equal.cause(), Ok(Some(nz(SLOW))));
-    assert_eq!(a.expire(10), 1, "the parent; the equal child is done with it");
+    assert_eq!(
+        a.expire(10),
+        1,
+        "the parent; the equal child is done with it"
+    );
     assert_eq!(later.cause(), Ok(Some(nz(P))));
     assert_eq!(later_t.cause(), Ok(Some(nz(P))));
     assert_eq!(under_later.cause(), Ok(Some(nz(P))));
     assert_eq!(equal.cause(), Ok(Some(nz(SLOW))));
-    assert_eq!(a.expire(u64::MAX), 0, "nothing left: the clamped children were never owners");
+    assert_eq!(
+        a.expire(u64::MAX),
+        0,
+        "nothing left: the clamped children were never owners"
+    );
     // A clamped child is an ordinary cancelable child: canceling it leaves the parent alone.
     let p2 = a.background().with_deadline(100).unwrap();
     let c2 = p2.with_deadline(200).unwrap();
@@ -77,7 +92,10 @@ fn d3_deadline_at_or_before_now_is_done_at_creation() {
         assert_eq!(below.err(), Err(Error::DeadlineExceeded));
     }
     let t = a.background().with_timeout_cause(0, nz(SLOW)).unwrap();
-    assert_eq!((t.err(), t.cause()), (Err(Error::DeadlineExceeded), Ok(Some(nz(SLOW)))));
+    assert_eq!(
+        (t.err(), t.cause()),
+        (Err(Error::DeadlineExceeded), Ok(Some(nz(SLOW))))
+    );
     let not_yet = a.background().with_deadline(101).unwrap();
     assert_eq!(not_yet.err(), Ok(()));
     assert_eq!(a.expire(100), 0, "T5: born done, never pending");
@@ -130,7 +148,11 @@ fn d5_checks_need_no_timer_and_reactions_come_from_the_driver() {
     clk.set(10);
     // The check compares with the clock: done, though nothing ran.
     assert!(d.is_done());
-    assert_eq!(FIRED.load(SeqCst), before, "F3: callbacks wait for the driver");
+    assert_eq!(
+        FIRED.load(SeqCst),
+        before,
+        "F3: callbacks wait for the driver"
+    );
     assert_eq!(a.next_deadline(), Some(10));
     assert_eq!(a.expire(10), 1);
     assert_eq!(FIRED.load(SeqCst), before + 1);

@@ -13,12 +13,18 @@ fn w1_detached_keeps_values_and_is_never_done() {
     let dl = p.with_deadline_cause(10, nz(SLOW)).unwrap();
     let w = dl.without_cancel().unwrap();
     assert_eq!(w.value(key(1)), Ok(Some(11)));
-    assert_eq!((w.err(), w.deadline(), w.cause()), (Ok(()), Ok(None), Err(Error::NotDone)));
+    assert_eq!(
+        (w.err(), w.deadline(), w.cause()),
+        (Ok(()), Ok(None), Err(Error::NotDone))
+    );
     // Parent done after: not done.
     clk.set(10);
     assert!(dl.is_done());
     assert_eq!(a.expire(10), 1);
-    assert_eq!((w.err(), w.deadline(), w.cause()), (Ok(()), Ok(None), Err(Error::NotDone)));
+    assert_eq!(
+        (w.err(), w.deadline(), w.cause()),
+        (Ok(()), Ok(None), Err(Error::NotDone))
+    );
     // Parent done before: not done either (K7 rows 19-20).
     let w2 = dl.without_cancel().unwrap();
     assert_eq!((w2.err(), w2.cause()), (Ok(()), Err(Error::NotDone)));
@@ -32,7 +38,11 @@ fn w1_detached_keeps_values_and_is_never_done() {
     drop(w);
     assert_eq!(a.err(wh), Err(Error::Stale));
     assert_eq!(below.err(), Ok(()));
-    assert_eq!(below.value(key(1)), Ok(Some(11)), "V3: through a released detached layer");
+    assert_eq!(
+        below.value(key(1)),
+        Ok(Some(11)),
+        "V3: through a released detached layer"
+    );
     // Released parents above it: values still readable.
     let w2v = *w2;
     drop((p, dl));
@@ -66,6 +76,9 @@ fn w2_descendants_of_a_detached_context_are_shielded_from_above_only() {
     assert_eq!(c2.err(), Ok(()));
     // Below the detach point, cancellation works as usual.
     assert!(c1.cancel_with_cause(nz(SLOW)));
-    assert_eq!((c2.err(), c2.cause()), (Err(Error::Canceled), Ok(Some(nz(SLOW)))));
+    assert_eq!(
+        (c2.err(), c2.cause()),
+        (Err(Error::Canceled), Ok(Some(nz(SLOW))))
+    );
     assert_eq!(c3.err(), Ok(()));
 }

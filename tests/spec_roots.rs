@@ -58,7 +58,9 @@ fn r2_roots_cannot_be_canceled_or_released() {
     assert_eq!(a.stats(), stats, "R2: a refused call changes nothing");
     assert!(!child.is_done(), "R2: children of a root are untouched");
     // F7: a registration on a root never runs; the first stop prevents it.
-    let reg = a.after_func(Handle::BACKGROUND, Callback::new(never, 0)).unwrap();
+    let reg = a
+        .after_func(Handle::BACKGROUND, Callback::new(never, 0))
+        .unwrap();
     assert!(a.stop(reg));
     assert!(!a.stop(reg));
 }
@@ -82,7 +84,10 @@ fn r3_the_all_zero_handle_is_never_valid() {
     assert_eq!(a.without_cancel(zero), Err(Error::Stale));
     assert_eq!(a.cancel(zero, 0), Err(Error::Stale));
     assert_eq!(a.release(zero), Err(Error::Stale));
-    assert_eq!(a.after_func(zero, Callback::new(never, 0)), Err(Error::Stale));
+    assert_eq!(
+        a.after_func(zero, Callback::new(never, 0)),
+        Err(Error::Stale)
+    );
     assert!(!a.stop(zero));
     assert_eq!(a.stats().in_use, 1);
     assert!(!held.is_done());

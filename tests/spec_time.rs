@@ -5,7 +5,9 @@ mod common;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use common::{arena, clock, key, nz, CountingClock, Rng, EARLY, P, SLOW};
-use stopwire::{AfterFunc, Arena, ArenaView, Clock, Ctx, Error, FnClock, Handle, ManualClock, NoClock, OwnedCtx};
+use stopwire::{
+    AfterFunc, Arena, ArenaView, Clock, Ctx, Error, FnClock, Handle, ManualClock, NoClock, OwnedCtx,
+};
 
 fn send_sync<T: Send + Sync>() {}
 
@@ -48,7 +50,10 @@ struct ProbeClock {
     target: AtomicU64,
     checks: AtomicUsize,
 }
-static PROBE: ProbeClock = ProbeClock { target: AtomicU64::new(0), checks: AtomicUsize::new(0) };
+static PROBE: ProbeClock = ProbeClock {
+    target: AtomicU64::new(0),
+    checks: AtomicUsize::new(0),
+};
 static PROBE_ARENA: Arena<16> = Arena::with_clock(&PROBE);
 
 impl Clock for ProbeClock {
@@ -77,7 +82,11 @@ fn t2_checks_take_no_lock() {
     PROBE.target.store(d.handle().to_raw(), SeqCst);
     // Creating a deadline child reads the clock under the lock.
     let e = a.background().with_deadline(10).unwrap();
-    assert_eq!(PROBE.checks.load(SeqCst), 1, "the checks ran inside the locked section");
+    assert_eq!(
+        PROBE.checks.load(SeqCst),
+        1,
+        "the checks ran inside the locked section"
+    );
     drop(e);
 }
 
@@ -102,7 +111,10 @@ fn t2_a_check_reads_one_state_whatever_the_depth() {
     }
     assert_eq!(clk.reads(), reads, "no deadline: the clock is never read");
     chain[0].cancel();
-    assert!(leaf.is_done(), "the cancel was pushed down: the leaf's own state says so");
+    assert!(
+        leaf.is_done(),
+        "the cancel was pushed down: the leaf's own state says so"
+    );
     // With a deadline at the top of a deep chain: one clock read per check, not per level.
     let top = a.background().with_deadline(1_000).unwrap();
     let mut cur = top.with_cancel().unwrap();
@@ -124,14 +136,23 @@ fn t3_locked_sections_read_the_clock_once_and_run_no_user_code() {
     let mut nodes = vec![];
     let mut rng = Rng::new(3);
     for _ in 0..150 {
-        let parent = if nodes.is_empty() { top.ctx() } else { nodes[rng.below(nodes.len())] };
-        let n = parent.with_deadline(1_000 + rng.below(1_000) as u64).unwrap();
+        let parent = if nodes.is_empty() {
+            top.ctx()
+        } else {
+            nodes[rng.below(nodes.len())]
+        };
+        let n = parent
+            .with_deadline(1_000 + rng.below(1_000) as u64)
+            .unwrap();
         nodes.push(n.ctx());
         let _ = n.into_handle();
     }
     let reads = clk.reads();
     assert!(top.cancel());
-    assert!(clk.reads() - reads <= 1, "one cancel walk of 150 deadline nodes: one clock read");
+    assert!(
+        clk.reads() - reads <= 1,
+        "one cancel walk of 150 deadline nodes: one clock read"
+    );
     assert!(nodes.iter().all(|n| n.err() == Err(Error::Canceled)));
     // The bound is written where the critical sections are.
     let doc = include_str!("../src/arena.rs");
@@ -221,8 +242,16 @@ fn t5_expire_counts_each_deadline_context_once() {
     let reg = d40.after_func(t5_ran, 0).unwrap();
     let reg_child = d10_child.after_func(t5_ran, 0).unwrap();
     assert_eq!(a.expire(9), 0);
-    assert_eq!(a.expire(10), 1, "d10 only; its descendants are done with it");
-    assert_eq!(T5_RAN.load(SeqCst), 1, "the callbacks it made due ran in that call");
+    assert_eq!(
+        a.expire(10),
+        1,
+        "d10 only; its descendants are done with it"
+    );
+    assert_eq!(
+        T5_RAN.load(SeqCst),
+        1,
+        "the callbacks it made due ran in that call"
+    );
     assert!(d10_child.is_done() && d10_own_child.is_done() && d10_clamped.is_done());
     assert_eq!(a.expire(10), 0, "an owner is counted by one call only");
     clk.set(20);
@@ -231,7 +260,11 @@ fn t5_expire_counts_each_deadline_context_once() {
     d30_canceled.cancel();
     drop(d30_released);
     parent.cancel_with_cause(nz(EARLY));
-    assert_eq!(a.expire(35), 0, "canceled, released, done with an ancestor: not counted");
+    assert_eq!(
+        a.expire(35),
+        0,
+        "canceled, released, done with an ancestor: not counted"
+    );
     assert!(!d40.is_done());
     // A call whose now lies ahead of the clock.
     assert_eq!(a.expire(u64::MAX), 1);
@@ -249,9 +282,16 @@ fn t5_expire_counts_each_deadline_context_once() {
     let mut rng = Rng::new(9);
     let base = clk.now_value();
     let many: Vec<_> = (0..40)
-        .map(|_| a.background().with_deadline(base + 1 + rng.below(100) as u64).unwrap())
+        .map(|_| {
+            a.background()
+                .with_deadline(base + 1 + rng.below(100) as u64)
+                .unwrap()
+        })
         .collect();
-    assert_eq!(a.expire(base + 50) + a.expire(base + 100) + a.expire(base + 1_000), 40);
+    assert_eq!(
+        a.expire(base + 50) + a.expire(base + 100) + a.expire(base + 1_000),
+        40
+    );
     assert!(many.iter().all(|m| m.err() == Err(Error::DeadlineExceeded)));
     assert_eq!(a.next_deadline(), None);
 }
@@ -262,7 +302,9 @@ static T5_ARENA: Arena<16> = Arena::with_clock(&T5_CLOCK);
 static T5_CLOCK: ManualClock = ManualClock::new(0);
 static T5_NEW: AtomicU64 = AtomicU64::new(0);
 fn t5_spawn(_: usize) {
-    let h = T5_ARENA.with_deadline_cause(Handle::BACKGROUND, 60, P).unwrap();
+    let h = T5_ARENA
+        .with_deadline_cause(Handle::BACKGROUND, 60, P)
+        .unwrap();
     T5_NEW.store(h.to_raw(), SeqCst);
 }
 

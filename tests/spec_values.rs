@@ -8,7 +8,10 @@ use stopwire::{Error, Handle};
 #[test]
 fn v1_with_value_adds_one_pair_and_rejects_key_zero() {
     let a = arena::<8>(clock(0));
-    let v = a.background().with_value(key(usize::MAX), usize::MAX).unwrap();
+    let v = a
+        .background()
+        .with_value(key(usize::MAX), usize::MAX)
+        .unwrap();
     assert_eq!(v.value(key(usize::MAX)), Ok(Some(usize::MAX)));
     let z = v.with_value(key(1), 0).unwrap();
     assert_eq!(z.value(key(1)), Ok(Some(0)), "a zero value is a value");
@@ -21,7 +24,10 @@ fn v1_with_value_adds_one_pair_and_rejects_key_zero() {
     assert_eq!(a.value(Handle::BACKGROUND, 0), Err(Error::ZeroKey));
     // A value with a pointer in it.
     let x = 42u64;
-    let p = a.background().with_value(key(2), &x as *const u64 as usize).unwrap();
+    let p = a
+        .background()
+        .with_value(key(2), &x as *const u64 as usize)
+        .unwrap();
     let got = p.value(key(2)).unwrap().unwrap() as *const u64;
     assert!(core::ptr::eq(got, &x));
 }
@@ -40,7 +46,11 @@ fn v2_nearest_layer_wins_and_a_missing_key_is_not_an_error() {
     assert_eq!(leaf.value(key(3)), Ok(None));
     assert_eq!(a.background().value(key(1)), Ok(None));
     c.cancel();
-    assert_eq!(leaf.value(key(3)), Ok(None), "not found, never an error of the context");
+    assert_eq!(
+        leaf.value(key(3)),
+        Ok(None),
+        "not found, never an error of the context"
+    );
     // A sibling's layer is not on the path.
     let sib = outer.with_value(key(3), 30).unwrap();
     assert_eq!(leaf.value(key(3)), Ok(None));
@@ -101,7 +111,9 @@ fn v5_lookup_follows_the_ancestry_not_the_arena() {
     let a = arena::<512>(clock(0));
     let mine = a.background().with_value(key(9), 1).unwrap();
     let leaf = mine.with_cancel().unwrap();
-    let crowd: Vec<_> = (0..400).map(|i| a.background().with_value(key(9), 1_000 + i).unwrap()).collect();
+    let crowd: Vec<_> = (0..400)
+        .map(|i| a.background().with_value(key(9), 1_000 + i).unwrap())
+        .collect();
     let deep_other: Vec<_> = {
         let mut v = vec![crowd[0].with_value(key(8), 8).unwrap()];
         for _ in 0..50 {

@@ -56,7 +56,11 @@ fn c10_children_created_during_a_cancel_all_end_done() {
             creator.join().unwrap()
         });
         for &h in &created {
-            assert_eq!(A.err(h), Err(Error::Canceled), "round {round}: a cancellation was lost");
+            assert_eq!(
+                A.err(h),
+                Err(Error::Canceled),
+                "round {round}: a cancellation was lost"
+            );
             assert_eq!(A.cause(h).unwrap().map(|c| c.get()), Some(7));
         }
         for h in created.into_iter().chain([layer, parent]) {
@@ -122,7 +126,11 @@ fn c10_children_created_during_a_release_are_done_or_refused() {
 fn tree(a: &ArenaView, top: Handle, n: usize, rng: &mut Rng) -> Vec<(Handle, usize)> {
     let mut nodes: Vec<(Handle, usize)> = vec![];
     for _ in 0..n {
-        let p = if nodes.is_empty() || rng.below(8) == 0 { usize::MAX } else { rng.below(nodes.len()) };
+        let p = if nodes.is_empty() || rng.below(8) == 0 {
+            usize::MAX
+        } else {
+            rng.below(nodes.len())
+        };
         let ph = if p == usize::MAX { top } else { nodes[p].0 };
         let h = match rng.below(4) {
             0 => a.with_cancel(ph),
@@ -271,7 +279,11 @@ fn c11_callbacks_cancel_children_while_the_parent_cancel_spreads() {
                 }
             });
         });
-        assert_eq!(REACTIONS.load(SeqCst) - before, nodes.len(), "F1: each callback ran once");
+        assert_eq!(
+            REACTIONS.load(SeqCst) - before,
+            nodes.len(),
+            "F1: each callback ran once"
+        );
         for &(h, _) in &nodes {
             assert!(a.is_done(h));
         }
@@ -291,7 +303,9 @@ fn c11_callbacks_cancel_children_while_the_parent_cancel_spreads() {
 fn c3_exactly_one_first_per_context_under_contention() {
     static A: Arena<128> = Arena::new();
     for round in 0..100u64 {
-        let hs: Vec<Handle> = (0..64).map(|_| A.with_cancel(Handle::BACKGROUND).unwrap()).collect();
+        let hs: Vec<Handle> = (0..64)
+            .map(|_| A.with_cancel(Handle::BACKGROUND).unwrap())
+            .collect();
         let firsts: Vec<AtomicUsize> = (0..hs.len()).map(|_| AtomicUsize::new(0)).collect();
         std::thread::scope(|s| {
             for t in 0..4u64 {
