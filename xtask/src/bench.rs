@@ -496,7 +496,8 @@ fn update_readme(headline: &str) -> Result {
                  same machine (lower is better; the targets are those of issue 5). Full table, machine, \
                  and the rows without a peer: [docs/benchmarks.md](docs/benchmarks.md); chart: \
                  [docs/benchmarks.svg](docs/benchmarks.svg). Regenerate with `{BENCH_COMMAND}` then \
-                 `cargo xtask bench-report`.\n\n{block}\n\n"
+                 `cargo xtask bench-report`; where the time goes: \
+                 [docs/benchmarks-profile.md](docs/benchmarks-profile.md).\n\n{block}\n\n"
             );
             format!("{}{section}{}", &readme[..at], &readme[at..])
         }
@@ -558,7 +559,7 @@ pub(crate) fn report(args: &[String]) -> Result {
     let _ = writeln!(md, "- **Date of the run**: {date}");
     let _ = writeln!(
         md,
-        "- **Commands**: `{BENCH_COMMAND}` (criterion 0.8, 1 s warm-up, 2 s measurement, 50 samples per workload), then `cargo xtask bench-report`"
+        "- **Commands**: `{BENCH_COMMAND}` (criterion 0.8; 1 s warm-up, 2 s measurement, 50 samples per workload; `wake/1000`: 0.5 s, 1 s, 10 samples), then `cargo xtask bench-report`"
     );
     md.push_str(
         "- **Peer**: tokio-util 0.7.20 `CancellationToken`, in the same bench binary and run, ids \
@@ -585,7 +586,8 @@ pub(crate) fn report(args: &[String]) -> Result {
     );
     md.push_str(
         "How each workload is built (setup outside the timed part, `black_box` on the context) is \
-         written at the top of `benches/context.rs`.\n",
+         written at the top of `benches/context.rs`. Where the time goes in the rows that miss their \
+         targets, with instruction counts: [benchmarks-profile.md](benchmarks-profile.md).\n",
     );
     if !missing.is_empty() {
         let _ = writeln!(
