@@ -329,3 +329,100 @@ fn c3_exactly_one_first_per_context_under_contention() {
         assert_eq!(A.stats().in_use, 0);
     }
 }
+
+/// C4, K6 and D4 under real threads: while one thread moves a manual clock through a tree of
+/// deadlines, one cancels random nodes, one runs the deadline driver, and two check every node,
+/// the first (Err, cause) any checker sees for a node is the one it keeps for ever.
+#[test]
+fn c4_k6_err_and_cause_never_change_under_clock_cancel_and_driver() {
+    static CLOCK: stopwire::ManualClock = stopwire::ManualClock::new(0);
+    static A: Arena<256> = Arena::with_clock(&CLOCK);
+    let base = A.stats().in_use;
+    for round in 0..20u64 {
+        let start = stopwire::Clock::now(&CLOCK);
+        let mut rng = Rng::new(round + 9_000);
+        let mut nodes: Vec<Handle> = vec![];
+        for i in 0..120 {
+            let parent = if nodes.is_empty() || rng.below(5) == 0 {
+                Handle::BACKGROUND
+            } else {
+                nodes[rng.below(nodes.len())]
+            };
+            let at = start + 1 + rng.below(60) as u64;
+            let h = match rng.below(4) {
+                0 => A.with_deadline_cause(parent, at, 1 + i as u32),
+                1 => A.with_cancel(parent),
+                2 => A.with_value(parent, 1, i),
+                _ => A.with_deadline_cause(parent, at, 0),
+            };
+            nodes.push(h.unwrap());
+        }
+        let seen: Vec<AtomicU64> = (0..nodes.len()).map(|_| AtomicU64::new(0)).collect();
+        // Encodes (Err, cause) as one word: 1 = Canceled, 2 = DeadlineExceeded, cause above.
+        let encode = |h: Handle| -> Option<u64> {
+            let e = match A.err(h) {
+                Ok(()) => return None,
+                Err(Error::Canceled) => 1,
+                Err(Error::DeadlineExceeded) => 2,
+                Err(e) => panic!("{e:?}"),
+            };
+            let c = A.cause(h).expect("K6: done, so the cause is known");
+            Some(e | (c.map_or(0, |c| c.get()) as u64) << 8)
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..70 {
+                    CLOCK.advance(1);
+                    std::thread::yield_now();
+                }
+            });
+            s.spawn(|| {
+                let mut rng = Rng::new(round);
+                for _ in 0..30 {
+                    let _ = A.cancel(nodes[rng.below(nodes.len())], 500);
+                    std::thread::yield_now();
+                }
+            });
+            s.spawn(|| {
+                for _ in 0..50 {
+                    A.expire(stopwire::Clock::now(&CLOCK));
+                    std::thread::yield_now();
+                }
+            });
+            for _ in 0..2 {
+                let (nodes, seen, stop) = (&nodes, &seen, &stop);
+                s.spawn(move || {
+                    while !stop.load(SeqCst) {
+                        for (i, &h) in nodes.iter().enumerate() {
+                            if let Some(now) = encode(h) {
+                                let was = seen[i].compare_exchange(0, now, SeqCst, SeqCst);
+                                if let Err(first) = was {
+                                    assert_eq!(first, now, "round {round}, node {i}: C4/K6");
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+            // Stop the checkers once the clock is past every deadline.
+            while stopwire::Clock::now(&CLOCK) < start + 70 {
+                std::thread::yield_now();
+            }
+            stop.store(true, SeqCst);
+        });
+        A.expire(u64::MAX);
+        for (i, &h) in nodes.iter().enumerate() {
+            let end = encode(h).unwrap_or(0); // 0: no deadline above it and never canceled
+            let first = seen[i].load(SeqCst);
+            assert!(
+                first == 0 || first == end,
+                "round {round}, node {i}: {first:#x} then {end:#x}"
+            );
+        }
+        for h in nodes {
+            A.release(h).unwrap();
+        }
+        assert_eq!(A.stats().in_use, base);
+    }
+}
