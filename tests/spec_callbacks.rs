@@ -321,3 +321,29 @@ fn f7_on_a_context_that_can_never_be_done_it_never_runs() {
     }
     assert_eq!(a.stats().in_use, 0);
 }
+
+/// F6: a registration occupies a slot but is not a context: every context operation on its stop
+/// handle is refused, and changes nothing.
+#[test]
+fn f6_a_stop_handle_is_not_a_context() {
+    let a = arena::<4>(clock(0));
+    let n = AtomicUsize::new(0);
+    let c = a.background().with_cancel().unwrap();
+    let reg = a
+        .after_func(c.handle(), Callback::new(inc, addr(&n)))
+        .unwrap();
+    assert_eq!(a.err(reg), Err(Error::NotContext));
+    assert!(a.is_done(reg));
+    assert_eq!(a.cause(reg), Err(Error::NotContext));
+    assert_eq!(a.deadline(reg), Err(Error::NotContext));
+    assert_eq!(a.value(reg, 1), Err(Error::NotContext));
+    assert_eq!(a.with_cancel(reg), Err(Error::NotContext));
+    assert_eq!(a.cancel(reg, 0), Err(Error::NotContext));
+    assert_eq!(
+        a.after_func(reg, Callback::new(inc, addr(&n))),
+        Err(Error::NotContext)
+    );
+    assert_eq!(a.stats().in_use, 2);
+    c.cancel();
+    assert_eq!(n.load(SeqCst), 1, "still registered after the refusals");
+}
