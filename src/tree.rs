@@ -557,6 +557,10 @@ impl ArenaView {
         now: Option<u64>,
         site: Site,
     ) -> Result<Handle, Error> {
+        // Diagnostics record the creation tick: read the clock before taking the lock, so that
+        // the critical section does not grow by a clock read.
+        #[cfg(feature = "diagnostics")]
+        let now = now.or_else(|| Some(self.now()));
         let r = self.locked_at(now, |t| t.create(parent, spec, site));
         #[cfg(any(feature = "log", feature = "defmt"))]
         if r == Err(Error::Full) {
@@ -636,7 +640,11 @@ impl ArenaView {
     #[track_caller]
     pub fn after_func(&self, h: Handle, cb: Callback) -> Result<Handle, Error> {
         let site = Site::caller();
-        let registered = self.locked(|t| t.register(h, cb, site));
+        #[cfg(feature = "diagnostics")]
+        let now = Some(self.now());
+        #[cfg(not(feature = "diagnostics"))]
+        let now = None;
+        let registered = self.locked_at(now, |t| t.register(h, cb, site));
         #[cfg(any(feature = "log", feature = "defmt"))]
         if matches!(registered, Err(Error::Full)) {
             crate::diagnostics::log_full(self.capacity(), site);
