@@ -206,3 +206,60 @@ fn loom_k6_child_cause_seen_by_a_check_never_changes() {
         a.release(owner).unwrap();
     });
 }
+
+/// F4 and T5: stop racing the deadline driver that would run the callback: exactly one of
+/// "stop returned true" and "the callback ran"; the owner is counted once either way.
+#[test]
+fn loom_f4_t5_stop_vs_expire() {
+    loom::model(|| {
+        RAN2.store(0, SeqCst);
+        let a = arena::<2>();
+        let d = a.with_deadline_cause(Handle::BACKGROUND, 5, 0).unwrap();
+        let reg = a.after_func(d, Callback::new(ran2, 0)).unwrap();
+        let a2 = a.clone();
+        let t = thread::spawn(move || a2.stop(reg));
+        assert_eq!(a.expire(5), 1);
+        let stopped = t.join().unwrap();
+        assert!(stopped ^ (RAN2.load(SeqCst) == 1));
+        assert_eq!(a.err(d), Err(Error::DeadlineExceeded));
+        a.release(d).unwrap();
+        assert_eq!(a.stats().in_use, 0);
+    });
+}
+
+static RAN2: AtomicUsize = AtomicUsize::new(0);
+fn ran2(_: usize) {
+    RAN2.fetch_add(1, SeqCst);
+}
+
+/// C10 with release (DESIGN-QUESTIONS 9): a child created while the parent is released and its
+/// slot reused is either refused as stale or born done; the newcomer in the slot is untouched.
+#[test]
+fn loom_c10_create_child_vs_release_parent_and_reuse() {
+    loom::model(|| {
+        let a = arena::<2>();
+        let parent = a.with_cancel(Handle::BACKGROUND).unwrap();
+        let a2 = a.clone();
+        let t = thread::spawn(move || {
+            a2.release(parent).unwrap();
+            a2.with_cancel(Handle::BACKGROUND)
+        });
+        let child = a.with_cancel(parent);
+        let newcomer = t.join().unwrap();
+        match child {
+            Ok(c) => {
+                assert_eq!(a.err(c), Err(Error::Canceled));
+                a.release(c).unwrap();
+            }
+            Err(e) => assert_eq!(e, Error::Stale),
+        }
+        // With the child holding the parent's slot, the arena may have been full.
+        if let Ok(n) = newcomer {
+            assert_eq!(a.err(n), Ok(()));
+            a.release(n).unwrap();
+        } else {
+            assert_eq!(newcomer, Err(Error::Full));
+        }
+        assert_eq!(a.stats().in_use, 0);
+    });
+}
