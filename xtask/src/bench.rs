@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::util::{cmd, output, root, Result};
+use crate::util::{cmd, output, root, run, Result};
 
 /// The command that produces the results this report reads.
 const BENCH_COMMAND: &str = "cargo bench --features embassy --bench context";
@@ -506,6 +506,14 @@ fn update_readme(headline: &str) -> Result {
         fs::write(&path, new).map_err(|e| format!("README.md: {e}"))?;
     }
     Ok(())
+}
+
+/// Runs every benchmark routine once, without timing (criterion's `--test` mode), for `cargo
+/// xtask test`.
+pub(crate) fn smoke() -> Result {
+    let mut args: Vec<&str> = BENCH_COMMAND.split_whitespace().skip(1).collect();
+    args.extend(["--", "--test"]);
+    run(cmd("cargo", &args)).map(|_| ())
 }
 
 /// The task. `--partial` writes the report even if some workloads have no results yet.

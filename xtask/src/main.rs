@@ -181,6 +181,9 @@ fn test() -> Result<Counts> {
     counts.add(ctest::c_test()?);
     // The async layer on the host, the QEMU suites, the firmware demo and the footprint.
     counts.add(embedded::test()?);
+    // Every benchmark routine once (criterion's test mode): the benches build and their
+    // release-everything asserts hold; no timing is judged here.
+    bench::smoke()?;
     if counts.failed > 0 {
         return Err(format!("{} tests failed", counts.failed));
     }
