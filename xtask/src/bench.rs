@@ -565,6 +565,14 @@ pub(crate) fn report(args: &[String]) -> Result {
     );
     let _ = writeln!(md, "- **Machine**: {machine}");
     let _ = writeln!(md, "- **Date of the run**: {date}");
+    let commit = output(cmd("git", &["describe", "--always", "--dirty"])).unwrap_or_default();
+    if !commit.trim().is_empty() {
+        let _ = writeln!(
+            md,
+            "- **Source tree when this report was made** (make it right after the run): `{}`",
+            commit.trim()
+        );
+    }
     let _ = writeln!(
         md,
         "- **Commands**: `{BENCH_COMMAND}` (criterion 0.8; 1 s warm-up, 2 s measurement, 50 samples per workload; `wake/1000`: 0.5 s, 1 s, 10 samples), then `cargo xtask bench-report`"
