@@ -245,8 +245,9 @@ extern "C" {
 
 /**
  * Cancels `ctx` and its whole subtree with `SW_CANCELED` and no cause (SPEC C2, C5, K2); when it
- * returns, every descendant reports done. `SW_OK` also when it was already done (SPEC C3). Roots and
- * detached contexts give `SW_ERR_INVALID_ARG` (SPEC R2, W1); a stale handle `SW_ERR_STALE_HANDLE`.
+ * returns, every descendant reports done. `SW_OK` also when it was already done (SPEC C3). Roots,
+ * detached contexts and value layers give `SW_ERR_INVALID_ARG` (SPEC R2, W1, V4: they have no
+ * cancellation of their own); a stale handle `SW_ERR_STALE_HANDLE`.
  * ISR-safe. Runs the callbacks this makes due before returning.
  */
 sw_status sw_cancel(struct sw_ctx ctx);
@@ -262,8 +263,9 @@ sw_status sw_cancel_cause(struct sw_ctx ctx,
 /**
  * Cancels `ctx` if it is not done yet, and gives the handle back: it is stale from now on (SPEC A4).
  * The slot is reused once no descendant still needs it (SPEC A5). Releasing a stop handle from
- * `sw_after_func` is `sw_stop`. Roots give `SW_ERR_INVALID_ARG`. Not ISR-safe. Runs the callbacks
- * this makes due before returning.
+ * `sw_after_func` is `sw_stop`. Releasing a detached context or a value layer cancels nothing
+ * (SPEC W1, V4). Roots give `SW_ERR_INVALID_ARG`. Not ISR-safe. Runs the callbacks this makes due
+ * before returning.
  */
 sw_status sw_release(struct sw_ctx ctx);
 

@@ -22,7 +22,8 @@
 //! - I2. A node is in its parent's child list exactly when it is allocated, not settled, has a
 //!   parent slot, and is neither detached nor a claimed callback. Cancel walks reach exactly
 //!   these nodes.
-//! - I3. `refs` of a slot counts its allocated non-callback children, in any state. A slot is
+//! - I3. `refs` of a slot counts its allocated children, in any state, callback registrations
+//!   included (until they have run or been stopped). A slot is
 //!   reclaimed when it has no `HANDLE` and `refs == 0`; reclamation walks up the parent chain
 //!   iteratively (Q4). So a released node's ancestors live as long as any descendant is held
 //!   (SPEC A5, V3), and nothing else keeps a slot.

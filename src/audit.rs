@@ -93,11 +93,10 @@ impl ArenaView {
                 continue;
             }
             let slot = &self.slots[i];
-            // I3: refs counts allocated non-callback children.
+            // I3: refs counts allocated children, registrations included.
             let children = (0..n)
                 .filter(|&j| {
-                    let k = kind_of(state(j));
-                    k != Kind::Free && !k.is_callback() && self.slots[j].parent() as usize == i
+                    kind_of(state(j)) != Kind::Free && self.slots[j].parent() as usize == i
                 })
                 .count();
             if kind.is_callback() {
@@ -114,7 +113,7 @@ impl ArenaView {
                 if children == 0 {
                     return fail("released slot with no descendants was not reclaimed", i);
                 }
-                if kind != Kind::Detached && !is_settled(s) {
+                if !matches!(kind, Kind::Detached | Kind::Value) && !is_settled(s) {
                     return fail("released context is not settled", i);
                 }
             }

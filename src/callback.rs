@@ -104,7 +104,7 @@ impl ArenaView {
                     data: slot.ptr(1),
                 };
                 let (next, _) = unpack(slot.links.load(crate::sync::Ordering::Relaxed));
-                t.free(head);
+                t.reclaim(head); // frees it, and its context if that was all it waited for
                 (cb, next)
             });
             cb.call();

@@ -30,6 +30,8 @@ pub enum Error {
     Root,
     /// A detached context (`without_cancel`) cannot be canceled (SPEC W1).
     Detached,
+    /// A value layer has no cancellation of its own (SPEC V4): cancel its parent instead.
+    ValueLayer,
     /// The handle names a callback registration, not a context.
     NotContext,
     /// Key 0 is reserved (SPEC V1).
@@ -56,6 +58,7 @@ impl Error {
             Error::Stale => "stale handle",
             Error::Root => "a root context cannot be canceled or released",
             Error::Detached => "a detached context cannot be canceled",
+            Error::ValueLayer => "a value layer has no cancellation of its own",
             Error::NotContext => "the handle names a callback registration, not a context",
             Error::ZeroKey => "key 0 is not a valid key",
             Error::ZeroCause => "cause 0 is not a valid cause",

@@ -304,7 +304,10 @@ impl Slot {
     }
     /// The recorded cause of a settled node.
     #[inline]
-    #[allow(clippy::unnecessary_cast, reason = "`links` is a u64 on 64-bit targets")]
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "`links` is a u64 on 64-bit targets"
+    )]
     pub(crate) fn cause(&self) -> u32 {
         self.links.load(Relaxed) as u32
     }

@@ -180,12 +180,30 @@ impl<'a> Tree<'a> {
     }
 
     /// Makes every handle of `i` stale: bumps the generation, clears `HANDLE` (SPEC A4).
-    /// Only called on settled, detached or callback slots, which no lock-free check writes.
+    /// A lock-free check may be recording `ERR_DEADLINE_SEEN` on an unsettled value layer with a
+    /// deadline at the same moment: on CAS targets that case retries rather than overwrite it.
     fn retire(&self, i: Idx) {
         let slot = self.slot(i);
-        let s = slot.state.load(Relaxed);
-        slot.state
-            .store(with_gen(s, gen_of(s).wrapping_add(1)) & !HANDLE, Release);
+        #[cfg_attr(
+            not(target_has_atomic = "32"),
+            allow(unused_mut, reason = "only the CAS loop assigns it")
+        )]
+        let mut s = slot.state.load(Relaxed);
+        loop {
+            let new = with_gen(s, gen_of(s).wrapping_add(1)) & !HANDLE;
+            #[cfg(target_has_atomic = "32")]
+            if s & HAS_DL != 0 && !is_settled(s) {
+                match slot.state.compare_exchange(s, new, Release, Relaxed) {
+                    Ok(_) => return,
+                    Err(actual) => {
+                        s = actual;
+                        continue;
+                    }
+                }
+            }
+            slot.state.store(new, Release);
+            return;
+        }
     }
 
     /// Pushes `c` at the head of `p`'s child list.
@@ -438,10 +456,11 @@ impl<'a> Tree<'a> {
             return Err(Error::Root);
         }
         let (i, s) = self.resolve_ctx(h)?;
-        if kind_of(s) == Kind::Detached {
-            return Err(Error::Detached);
+        match kind_of(s) {
+            Kind::Detached => Err(Error::Detached),
+            Kind::Value => Err(Error::ValueLayer),
+            _ => Ok(self.cancel_walk(i, ERR_CANCELED, cause, pending)),
         }
-        Ok(self.cancel_walk(i, ERR_CANCELED, cause, pending))
     }
 
     /// Releases `h` (SPEC A4, A5). A registration handle is stopped instead (C API contract).
@@ -455,7 +474,9 @@ impl<'a> Tree<'a> {
             self.stop_slot(i);
             return Ok(());
         }
-        if kind != Kind::Detached {
+        // Detached contexts and value layers have no cancellation of their own (W1, V4):
+        // releasing them cancels nothing; their descendants live on, and the slot waits for them.
+        if !matches!(kind, Kind::Detached | Kind::Value) {
             self.cancel_walk(i, ERR_CANCELED, 0, pending);
         }
         self.retire(i);
@@ -466,9 +487,13 @@ impl<'a> Tree<'a> {
     }
 
     /// Frees `i` (no handle, no children) and every ancestor that this leaves unneeded (I3).
-    fn reclaim(&mut self, mut i: Idx) {
+    pub(crate) fn reclaim(&mut self, mut i: Idx) {
         loop {
             let p = self.slot(i).parent();
+            let s = self.state(i);
+            if p != NONE && kind_of(s) == Kind::Value && !is_settled(s) {
+                self.unlink_child(i); // I2: a released, uncanceled value layer is still listed
+            }
             self.free(i);
             if p == NONE {
                 return;
@@ -509,6 +534,11 @@ impl<'a> Tree<'a> {
             Some(i) => {
                 slot.parent.store(i, Relaxed);
                 self.link_child(i, r);
+                // I3: a registration keeps its context's slot until it has run or been stopped,
+                // so that one on a released value layer still fires when the layer's parent is
+                // canceled (V4), and a claimed one can find its context while it is dispatched.
+                let target = self.slot(i);
+                target.refs.store(target.refs() + 1, Relaxed);
             }
             // Root or detached: can never be done, never fires (F7).
             None => {
@@ -544,7 +574,7 @@ impl<'a> Tree<'a> {
             self.unlink_child(i);
         }
         self.retire(i);
-        self.free(i);
+        self.reclaim(i);
     }
 }
 

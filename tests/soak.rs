@@ -58,9 +58,12 @@ impl Rng {
 struct Held {
     h: Handle,
     parent: Handle,
-    /// A detached parent is never done, and releasing it cancels nothing (W1).
+    /// A detached parent is never done, and releasing it or a value layer cancels nothing
+    /// (W1, V4).
     parent_detached: bool,
     detached: bool,
+    /// A value layer: no cancellation of its own (V4).
+    value: bool,
 }
 
 /// What a worker reports at the end.
@@ -151,7 +154,7 @@ fn worker(
                     1 => pick_shared(&mut rng).unwrap_or((Handle::BACKGROUND, false)),
                     _ if !held.is_empty() => {
                         let p = held[rng.below(held.len())];
-                        (p.h, p.detached)
+                        (p.h, p.detached || p.value)
                     }
                     _ => (Handle::BACKGROUND, false),
                 };
@@ -163,6 +166,7 @@ fn worker(
                         parent,
                         parent_detached,
                         detached: false,
+                        value: false,
                     },
                 );
                 let made = match kind {
@@ -177,6 +181,7 @@ fn worker(
                         parent,
                         parent_detached,
                         detached: kind == 9,
+                        value: matches!(kind, 7 | 8),
                     };
                     // C7: a parent done before the call makes the child born done.
                     if was_done && !c.detached && !arena.is_done(h) {
@@ -222,7 +227,7 @@ fn worker(
                 let c = held[rng.below(held.len())];
                 let mut s = shared.lock().unwrap();
                 if s.len() < 32 && !s.iter().any(|&(x, _)| x == c.h) {
-                    s.push((c.h, c.detached));
+                    s.push((c.h, c.detached || c.value));
                 }
             }
             13 | 14 => {

@@ -188,7 +188,7 @@ fn a3_a_full_arena_refuses_changes_nothing_and_recovers() {
 #[test]
 fn a4_release_cancels_and_makes_the_handle_stale_at_once() {
     let a = arena::<8>(clock(0));
-    let p = a.with_value(Handle::BACKGROUND, 1, 1).unwrap();
+    let p = a.with_cancel(Handle::BACKGROUND).unwrap();
     let child = a.with_cancel(p).unwrap();
     let in_use = a.stats().in_use;
     a.release(p).unwrap();

@@ -127,3 +127,36 @@ fn v5_lookup_follows_the_ancestry_not_the_arena() {
     assert_eq!(deep_other.last().unwrap().value(key(9)), Ok(Some(7)));
     assert_eq!(deep_other[0].value(key(9)), Ok(Some(1_000)));
 }
+
+/// V4: a value layer adds no cancellation of its own: it cannot be canceled by hand, releasing it
+/// cancels nothing below, and a callback registered on it still fires when its parent is
+/// canceled — also after the layer was released (its slot waits for the registration, A5).
+#[test]
+fn v4_value_layer_has_no_cancellation_of_its_own() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    static FIRED: AtomicUsize = AtomicUsize::new(0);
+    fn fired(n: usize) {
+        FIRED.fetch_add(n, SeqCst);
+    }
+    let a: stopwire::Arena<8> = stopwire::Arena::new();
+    let parent = a.with_cancel(Handle::BACKGROUND).unwrap();
+    let layer = a.with_value(parent, 9, 90).unwrap();
+    let below = a.with_cancel(layer).unwrap();
+    assert_eq!(a.cancel(layer, 0), Err(Error::ValueLayer));
+    assert_eq!(a.cancel(layer, 5), Err(Error::ValueLayer));
+    assert_eq!(a.err(layer), Ok(()), "a refused cancel changes nothing");
+    let stop = a.after_func(layer, stopwire::Callback::new(fired, 1)).unwrap();
+    let before = FIRED.load(SeqCst);
+    a.release(layer).unwrap();
+    assert_eq!(a.err(below), Ok(()), "releasing a value layer cancels nothing below");
+    assert_eq!(a.value(below, 9), Ok(Some(90)), "V3: values through the released layer");
+    assert_eq!(FIRED.load(SeqCst), before, "the layer is not done");
+    a.cancel(parent, 0).unwrap();
+    assert_eq!(FIRED.load(SeqCst), before + 1, "F1: fires when the parent is canceled");
+    assert!(!a.stop(stop));
+    assert_eq!(a.err(below), Err(Error::Canceled));
+    a.release(below).unwrap();
+    a.release(parent).unwrap();
+    assert_eq!(a.stats().in_use, 0);
+    assert_eq!(a.audit(), Ok(()));
+}

@@ -89,6 +89,7 @@ mod tests {
             (Error::Stale, SW_ERR_STALE_HANDLE),
             (Error::Root, SW_ERR_INVALID_ARG),
             (Error::Detached, SW_ERR_INVALID_ARG),
+            (Error::ValueLayer, SW_ERR_INVALID_ARG),
             (Error::NotContext, SW_ERR_INVALID_ARG),
             (Error::ZeroKey, SW_ERR_INVALID_ARG),
             (Error::ZeroCause, SW_ERR_INVALID_ARG),

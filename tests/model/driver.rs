@@ -130,6 +130,7 @@ pub(crate) fn merr(e: Error) -> MErr {
         Error::Stale => MErr::Stale,
         Error::Root => MErr::Root,
         Error::Detached => MErr::Detached,
+        Error::ValueLayer => MErr::ValueLayer,
         Error::NotContext => MErr::NotContext,
         Error::ZeroKey => MErr::ZeroKey,
         Error::NotDone => MErr::NotDone,

@@ -47,6 +47,8 @@ pub(crate) enum MErr {
     Root,
     /// W1.
     Detached,
+    /// V4: a value layer has no cancellation of its own.
+    ValueLayer,
     /// The handle names a callback registration.
     NotContext,
     /// V1.
@@ -362,7 +364,9 @@ impl Model {
     fn reclaim(&mut self, mut i: usize) {
         loop {
             let n = &self.nodes[i];
-            let needed = n.children.iter().any(|&c| !self.nodes[c].freed);
+            // A5; and a pending registration keeps its context (a released value layer's
+            // callbacks still fire when its parent is canceled, V4).
+            let needed = n.children.iter().any(|&c| !self.nodes[c].freed) || !n.regs.is_empty();
             if !n.released || n.freed || needed {
                 return;
             }
@@ -437,6 +441,7 @@ impl Model {
             (reason, cause)
         };
         self.nodes[i].reached = Some(mine);
+        let had_regs = !self.nodes[i].regs.is_empty();
         for r in std::mem::take(&mut self.nodes[i].regs) {
             self.regs[r].state = RegState::Ran;
             self.stats.in_use -= 1;
@@ -448,6 +453,9 @@ impl Model {
             if child.kind != Kind::Detached && child.reached.is_none() {
                 self.walk(c, mine.0, mine.1, now);
             }
+        }
+        if had_regs {
+            self.reclaim(i); // a released layer kept only for its registrations
         }
         mine
     }
@@ -483,6 +491,9 @@ impl Model {
         if self.nodes[i].kind == Kind::Detached {
             return Err(MErr::Detached);
         }
+        if matches!(self.nodes[i].kind, Kind::Value { .. }) {
+            return Err(MErr::ValueLayer);
+        }
         if self.nodes[i].reached.is_some() {
             return Ok(false);
         }
@@ -511,7 +522,10 @@ impl Model {
             Target::Root => return Err(MErr::Root),
             Target::Ctx(i) => i,
         };
-        if self.nodes[i].kind != Kind::Detached && self.nodes[i].reached.is_none() {
+        // W1, V4: releasing a detached context or a value layer cancels nothing.
+        if !matches!(self.nodes[i].kind, Kind::Detached | Kind::Value { .. })
+            && self.nodes[i].reached.is_none()
+        {
             self.walk(i, Reason::Canceled, 0, self.now);
         }
         self.nodes[i].released = true;
@@ -568,6 +582,7 @@ impl Model {
         self.stats.in_use -= 1;
         if let Some(i) = self.regs[r].target {
             self.nodes[i].regs.retain(|&x| x != r);
+            self.reclaim(i);
         }
         true
     }
