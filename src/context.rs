@@ -170,7 +170,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// A child carrying `key = value` (Go's `WithValue`, SPEC V1). For request-scoped data such
-    /// as a trace id; not for optional parameters.
+    /// as a trace id; not for optional parameters. Like Go's, a value layer has no cancellation of
+    /// its own (V4): it is done when its parent is, its `cancel` does nothing, and dropping it
+    /// cancels nothing below (its slot stays while descendants need the value).
     #[track_caller]
     pub fn with_value(&self, key: NonZeroUsize, value: usize) -> Result<OwnedCtx<'a>, Error> {
         self.own(self.arena.with_value(self.handle, key.get(), value))
@@ -249,7 +251,7 @@ impl<'a> OwnedCtx<'a> {
 
     /// Cancels this context and its subtree (SPEC C2). Returns true if this call canceled it,
     /// false if it was already done (C3). Callbacks made due run before it returns. A detached
-    /// context cannot be canceled: false.
+    /// context or a value layer has no cancellation of its own (W1, V4): false, nothing changes.
     pub fn cancel(&self) -> bool {
         self.ctx.arena.cancel(self.ctx.handle, 0).unwrap_or(false)
     }
