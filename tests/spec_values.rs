@@ -145,14 +145,28 @@ fn v4_value_layer_has_no_cancellation_of_its_own() {
     assert_eq!(a.cancel(layer, 0), Err(Error::ValueLayer));
     assert_eq!(a.cancel(layer, 5), Err(Error::ValueLayer));
     assert_eq!(a.err(layer), Ok(()), "a refused cancel changes nothing");
-    let stop = a.after_func(layer, stopwire::Callback::new(fired, 1)).unwrap();
+    let stop = a
+        .after_func(layer, stopwire::Callback::new(fired, 1))
+        .unwrap();
     let before = FIRED.load(SeqCst);
     a.release(layer).unwrap();
-    assert_eq!(a.err(below), Ok(()), "releasing a value layer cancels nothing below");
-    assert_eq!(a.value(below, 9), Ok(Some(90)), "V3: values through the released layer");
+    assert_eq!(
+        a.err(below),
+        Ok(()),
+        "releasing a value layer cancels nothing below"
+    );
+    assert_eq!(
+        a.value(below, 9),
+        Ok(Some(90)),
+        "V3: values through the released layer"
+    );
     assert_eq!(FIRED.load(SeqCst), before, "the layer is not done");
     a.cancel(parent, 0).unwrap();
-    assert_eq!(FIRED.load(SeqCst), before + 1, "F1: fires when the parent is canceled");
+    assert_eq!(
+        FIRED.load(SeqCst),
+        before + 1,
+        "F1: fires when the parent is canceled"
+    );
     assert!(!a.stop(stop));
     assert_eq!(a.err(below), Err(Error::Canceled));
     a.release(below).unwrap();

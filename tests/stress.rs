@@ -135,7 +135,11 @@ fn tree(a: &ArenaView, top: Handle, n: usize, rng: &mut Rng) -> Vec<(Handle, usi
         // A value layer cannot be canceled by hand (V4): it is done when its parent is, so
         // the top's children are never value layers (the top itself is not canceled).
         let pick = rng.below(4);
-        let pick = if p == usize::MAX && pick == 1 { 0 } else { pick };
+        let pick = if p == usize::MAX && pick == 1 {
+            0
+        } else {
+            pick
+        };
         let h = match pick {
             0 => a.with_cancel(ph),
             1 => a.with_value(ph, 1 + rng.below(3), 0),
