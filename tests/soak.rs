@@ -199,7 +199,11 @@ fn worker(
                     (!held.is_empty()).then(|| held[rng.below(held.len())].h)
                 };
                 if let Some(t) = target {
-                    let _ = arena.cancel(t, rng.below(3) as u32);
+                    // Only a cancel that walked `t`'s subtree (not one refused for a detached
+                    // context or a stale handle) says anything about what is below `t`.
+                    if arena.cancel(t, rng.below(3) as u32).is_err() {
+                        continue;
+                    }
                     // C2: when cancel returns, everything I hold below `t` is done (held is in
                     // creation order, so parents come before their children).
                     let mut below = vec![t];
@@ -272,6 +276,8 @@ fn worker(
     for c in &held {
         check_child(arena, c);
     }
+    // No thread releases (which cancels) before every thread has checked.
+    quiet.wait();
     // Hand everything back (newest first) and stop every registration still pending.
     {
         let mut s = shared.lock().unwrap();
@@ -307,7 +313,8 @@ fn soak(budget: Budget) {
         })
     };
     // The workers and this thread: the first wait ends the operations, this thread then stops
-    // the driver, and the second wait starts the final checks.
+    // the driver, the second wait starts the final checks, the third ends them (releases cancel,
+    // so none may start while another thread still checks).
     let quiet = Arc::new(Barrier::new(3));
     let workers: Vec<_> = (0..2u64)
         .map(|w| {
@@ -320,6 +327,7 @@ fn soak(budget: Budget) {
     quiet.wait();
     stop.store(true, SeqCst);
     let expired = driver.join().unwrap();
+    quiet.wait();
     quiet.wait();
     let tallies: Vec<Tally> = workers.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(LOST.load(SeqCst), 0, "C2/C10: cancellations were lost");
