@@ -318,7 +318,7 @@ fn fuzz_targets(minutes: u64) -> (bool, Vec<String>) {
                 &corpus.to_string_lossy(),
                 "--",
                 &format!("-max_total_time={secs}"),
-                "-max_len=4096",
+                "-max_len=1024",
                 "-len_control=0",
                 "-print_final_stats=1",
             ],
