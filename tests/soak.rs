@@ -242,14 +242,12 @@ fn worker(
                 };
                 let token = NEXT_TOKEN.fetch_add(1, SeqCst);
                 if let (Some(t), true) = (target, token < MAX_TOKENS) {
-                    match arena.after_func(t, Callback::new(ran, token)) {
-                        Ok(stop) => {
-                            tally.registered.push(token);
-                            if stop != Handle::DEAD {
-                                regs.push((stop, token));
-                            }
+                    // Full or Stale: nothing registered.
+                    if let Ok(stop) = arena.after_func(t, Callback::new(ran, token)) {
+                        tally.registered.push(token);
+                        if stop != Handle::DEAD {
+                            regs.push((stop, token));
                         }
-                        Err(_) => {} // Full or Stale: nothing registered.
                     }
                 }
             }
