@@ -20,7 +20,7 @@ use std::sync::Once;
 
 use driver::Engine;
 use libfuzzer_sys::fuzz_target;
-use reference::{Act, MErr};
+use reference::MErr;
 use stopwire::Handle;
 use ffi::*;
 
@@ -178,7 +178,11 @@ impl Engine for CEngine {
     /// The C API has one status for every refused argument.
     fn fold(&self, e: MErr) -> MErr {
         match e {
-            MErr::Root | MErr::Detached | MErr::NotContext | MErr::ZeroKey => MErr::InvalidArg,
+            MErr::Root
+            | MErr::Detached
+            | MErr::ValueLayer
+            | MErr::NotContext
+            | MErr::ZeroKey => MErr::InvalidArg,
             e => e,
         }
     }
@@ -228,7 +232,7 @@ fuzz_target!(|data: &[u8]| {
         unsafe { sw_set_clock(Some(ticks)) };
     });
     let case = driver::decode(data);
-    let perform: Rc<dyn Fn(Act, Handle)> = Rc::new(|act, h| driver::perform(&CEngine, act, h));
+    let perform: driver::Perform = Rc::new(|act, h| driver::perform(&CEngine, act, h));
     match driver::run_with(&CEngine, perform, &case) {
         Ok(ops) => progress::add("capi", ops),
         Err(e) => panic!("C API and model diverge: {e}\n{case:#?}"),

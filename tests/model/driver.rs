@@ -54,6 +54,9 @@ pub(crate) trait Engine {
     }
 }
 
+/// How a callback's action reaches the engine of the case being run.
+pub(crate) type Perform = Rc<dyn Fn(Act, Handle)>;
+
 thread_local! {
     /// Tokens of the engine's callbacks, in the order they ran (callbacks run on the thread that
     /// makes the context done, F3: always this one here).
@@ -61,7 +64,7 @@ thread_local! {
     /// What each registered callback does when it runs, by token.
     static ACTIONS: RefCell<HashMap<usize, (Act, Handle)>> = RefCell::new(HashMap::new());
     /// How a callback reaches the engine of the case being run.
-    static PERFORM: RefCell<Option<Rc<dyn Fn(Act, Handle)>>> = const { RefCell::new(None) };
+    static PERFORM: RefCell<Option<Perform>> = const { RefCell::new(None) };
     /// One clock per thread, so that parallel tests do not move each other's time. Never goes
     /// back (T4): each case starts from where the last one left it.
     static CLOCK: &'static ManualClock = Box::leak(Box::new(ManualClock::new(1_000)));
@@ -308,7 +311,7 @@ pub(crate) fn run(case: &Case) -> Result<u64, String> {
         clock: clock(),
     });
     let e = engine.clone();
-    let perform: Rc<dyn Fn(Act, Handle)> = Rc::new(move |act, h| perform(&*e, act, h));
+    let perform: Perform = Rc::new(move |act, h| perform(&*e, act, h));
     let r = run_with(&*engine, perform, case);
     bump(
         &COVERAGE.full_refusals,
@@ -334,7 +337,7 @@ pub(crate) fn perform(e: &dyn Engine, act: Act, h: Handle) {
 /// arena must have no slot in use; its high-water mark is compared only if it is 0 at the start.
 pub(crate) fn run_with<E: Engine>(
     engine: &E,
-    perform: Rc<dyn Fn(Act, Handle)>,
+    perform: Perform,
     case: &Case,
 ) -> Result<u64, String> {
     RAN.with(|r| r.borrow_mut().clear());
