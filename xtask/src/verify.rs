@@ -126,7 +126,7 @@ fn tier_loom() -> (bool, String) {
     c.env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", target_dir("loom"))
         .env("LOOM_MAX_PREEMPTIONS", LOOM_PREEMPTIONS)
-        .env("LOOM_LOG", "info");
+        .env("LOOM_LOG", "loom::model=info");
     let (ok, lines) = run_lines(c);
     let (passed, failed) = test_counts(&lines);
     // loom logs `Completed in N iterations` once per model.
