@@ -7,11 +7,11 @@ static INPUTS: AtomicU64 = AtomicU64::new(0);
 static OPS: AtomicU64 = AtomicU64::new(0);
 
 /// Counts one input of `ops` operations; prints the totals at every power of two inputs and every
-/// 50 000 inputs after that.
+/// 1 000 inputs after that.
 pub(crate) fn add(target: &str, ops: u64) {
     let n = INPUTS.fetch_add(1, Relaxed) + 1;
     let total = OPS.fetch_add(ops, Relaxed) + ops;
-    if n.is_power_of_two() || n % 50_000 == 0 {
+    if n.is_power_of_two() || n % 1_000 == 0 {
         eprintln!("{target}-fuzz: {n} inputs, {total} operations, 0 divergences");
     }
 }
