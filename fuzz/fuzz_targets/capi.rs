@@ -4,10 +4,16 @@
 //! reference model of SPEC.md, folded to the C API's status codes.
 #![no_main]
 
-#[allow(dead_code, reason = "shared with tests/model.rs, which uses other parts")]
+#[allow(
+    dead_code,
+    reason = "shared with tests/model.rs, which uses other parts"
+)]
 #[path = "../../tests/model/driver.rs"]
 mod driver;
-#[allow(dead_code, reason = "shared with tests/model.rs, which uses other parts")]
+#[allow(
+    dead_code,
+    reason = "shared with tests/model.rs, which uses other parts"
+)]
 #[path = "../../tests/model/reference.rs"]
 mod reference;
 
@@ -19,10 +25,10 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Once;
 
 use driver::Engine;
+use ffi::*;
 use libfuzzer_sys::fuzz_target;
 use reference::MErr;
 use stopwire::Handle;
-use ffi::*;
 
 /// The C API's clock: moved only by the driver.
 static TICKS: AtomicU64 = AtomicU64::new(1_000);
@@ -178,11 +184,9 @@ impl Engine for CEngine {
     /// The C API has one status for every refused argument.
     fn fold(&self, e: MErr) -> MErr {
         match e {
-            MErr::Root
-            | MErr::Detached
-            | MErr::ValueLayer
-            | MErr::NotContext
-            | MErr::ZeroKey => MErr::InvalidArg,
+            MErr::Root | MErr::Detached | MErr::ValueLayer | MErr::NotContext | MErr::ZeroKey => {
+                MErr::InvalidArg
+            }
             e => e,
         }
     }
@@ -204,7 +208,12 @@ impl Engine for CEngine {
                 sw_deadline(c, std::ptr::null_mut()),
                 sw_value(c, 1, std::ptr::null_mut()),
                 sw_after_func(c, None, std::ptr::null_mut(), &mut stop),
-                sw_after_func(c, Some(c_callback), std::ptr::null_mut(), std::ptr::null_mut()),
+                sw_after_func(
+                    c,
+                    Some(c_callback),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                ),
                 sw_stats_get(std::ptr::null_mut()),
             ]
         };

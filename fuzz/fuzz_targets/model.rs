@@ -3,10 +3,16 @@
 //! (a finding) on the first answer where the engine and the reference model of SPEC.md differ.
 #![no_main]
 
-#[allow(dead_code, reason = "shared with tests/model.rs, which uses other parts")]
+#[allow(
+    dead_code,
+    reason = "shared with tests/model.rs, which uses other parts"
+)]
 #[path = "../../tests/model/driver.rs"]
 mod driver;
-#[allow(dead_code, reason = "shared with tests/model.rs, which uses other parts")]
+#[allow(
+    dead_code,
+    reason = "shared with tests/model.rs, which uses other parts"
+)]
 #[path = "../../tests/model/reference.rs"]
 mod reference;
 
