@@ -103,7 +103,9 @@ fn loom_a2_stale_check_never_sees_the_reused_slot() {
         let a2 = a.clone();
         let t = thread::spawn(move || {
             a2.release(old).unwrap();
-            let new = a2.with_value(Handle::BACKGROUND, 1, 20).unwrap();
+            // A cancelable newcomer: it has no value for key 1 (a read of it would answer
+            // `Ok(None)`) and a cause of its own (value layers cannot be canceled, V4).
+            let new = a2.with_cancel(Handle::BACKGROUND).unwrap();
             a2.cancel(new, 77).unwrap();
             new
         });
