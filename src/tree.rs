@@ -182,6 +182,10 @@ impl<'a> Tree<'a> {
     /// Makes every handle of `i` stale: bumps the generation, clears `HANDLE` (SPEC A4).
     /// A lock-free check may be recording `ERR_DEADLINE_SEEN` on an unsettled value layer with a
     /// deadline at the same moment: on CAS targets that case retries rather than overwrite it.
+    #[cfg_attr(
+        not(target_has_atomic = "32"),
+        allow(clippy::never_loop, reason = "only the CAS path loops")
+    )]
     fn retire(&self, i: Idx) {
         let slot = self.slot(i);
         #[cfg_attr(
