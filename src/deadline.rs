@@ -12,6 +12,13 @@
 //! is O(owners pending later than the new one). Removal is O(1); `expire` pops from the head, so
 //! its cost grows with what it handles, never with the capacity (T5). Invariant I5: an owner is in
 //! the queue exactly while it is not settled.
+//!
+//! What `expire` counts (T5): the owners it settles itself. An owner that another call settled
+//! first — a cancel or release (even one made after the deadline had passed: that call runs the
+//! callbacks and records `DeadlineExceeded`), an ancestor's walk, or its own creation when it is
+//! born done (D3) — has had its reaction already and is not counted again. Keeping settled owners
+//! queued until a driver counts them would hold their slots until `expire` runs, so a program that
+//! never calls `expire` would leak them (A6).
 
 use crate::arena::ArenaView;
 use crate::callback::Pending;
