@@ -123,7 +123,6 @@ pub(crate) fn output(mut c: Command) -> Result<String> {
 }
 
 /// True when `program` can be started.
-#[allow(dead_code, reason = "used by the C and QEMU tasks")]
 pub(crate) fn have(program: &str) -> bool {
     Command::new(program)
         .arg("--version")
@@ -168,6 +167,12 @@ pub(crate) fn ensure_nightly(components: &[&str]) -> Result {
     if !listed.is_empty() && missing.is_empty() {
         return Ok(());
     }
+    if !listed.is_empty() {
+        // The machine's nightly is there: add the components to it, never update the toolchain.
+        let mut args = vec!["+nightly", "component", "add"];
+        args.extend(&missing);
+        return run(cmd("rustup", &args)).map(|_| ());
+    }
     let joined = components.join(",");
     run(cmd(
         "rustup",
@@ -185,7 +190,6 @@ pub(crate) fn ensure_nightly(components: &[&str]) -> Result {
 }
 
 /// Installs the Debian packages that are missing (`apt-get update` once, then install).
-#[allow(dead_code, reason = "used by the C and QEMU tasks")]
 pub(crate) fn ensure_debian(packages: &[&str]) -> Result {
     let missing: Vec<&str> = packages
         .iter()
