@@ -69,7 +69,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(c) => {
-            println!("\nstopwire: {} passed, {} failed", c.passed, c.failed);
+            // Only tasks that ran tests have counts to report.
+            if c.passed + c.failed > 0 {
+                println!("\nstopwire: {} passed, {} failed", c.passed, c.failed);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
