@@ -204,7 +204,9 @@ fn tier_tsan() -> (bool, String) {
     )
 }
 
-fn tier_model() -> (bool, String) {
+/// Runs one integration test of the core in release mode with `var=value` set; true when it
+/// passed, with its output lines.
+fn release_test(test: &str, var: &str, value: &str) -> (bool, Vec<String>) {
     let mut c = cmd(
         "cargo",
         &[
@@ -213,38 +215,28 @@ fn tier_model() -> (bool, String) {
             "stopwire",
             "--release",
             "--test",
-            "model",
+            test,
             "--",
             "--nocapture",
         ],
     );
-    c.env("STOPWIRE_MODEL_OPS", MODEL_OPS);
+    c.env(var, value);
     let (ok, lines) = run_lines(c);
     let (_, failed) = test_counts(&lines);
+    (ok && failed == 0, lines)
+}
+
+fn tier_model() -> (bool, String) {
+    let (ok, lines) = release_test("model", "STOPWIRE_MODEL_OPS", MODEL_OPS);
     let figures = last_with(&lines, "model: ").unwrap_or("no figures printed");
     let coverage = last_with(&lines, "model coverage: ").unwrap_or("");
-    (ok && failed == 0, format!("{figures}; {coverage}"))
+    (ok, format!("{figures}; {coverage}"))
 }
 
 fn tier_soak() -> (bool, String) {
-    let mut c = cmd(
-        "cargo",
-        &[
-            "test",
-            "-p",
-            "stopwire",
-            "--release",
-            "--test",
-            "soak",
-            "--",
-            "--nocapture",
-        ],
-    );
-    c.env("STOPWIRE_SOAK_SECS", SOAK_SECS);
-    let (ok, lines) = run_lines(c);
-    let (_, failed) = test_counts(&lines);
+    let (ok, lines) = release_test("soak", "STOPWIRE_SOAK_SECS", SOAK_SECS);
     let figures = last_with(&lines, "soak: ").unwrap_or("no figures printed");
-    (ok && failed == 0, format!("{SOAK_SECS} s: {figures}"))
+    (ok, format!("{SOAK_SECS} s: {figures}"))
 }
 
 /// A target directory of its own under the workspace's (or `CARGO_TARGET_DIR`), so that tiers
