@@ -4,14 +4,16 @@
 //! context's child list like a child, so the cancel walk finds it. The walk *claims* it (bumps the
 //! generation, so `stop` answers false from then on, F4) and chains it into a list local to the
 //! canceling call ([`Pending`]). Once the walk is over and the lock released, the canceler pops the
-//! list one entry at a time: under the lock it reads the function and data and frees the slot,
-//! then it calls the function with no lock held (F3). So a callback may call any operation, and
+//! list one entry at a time: under the lock it reads the function and data and reclaims the slot
+//! (and its context's, if a released context waited only for it, I3), then it calls the function
+//! with no lock held (F3). So a callback may call any operation, and
 //! `stop` never waits for a running callback: it only takes the lock for O(1) work (F4).
 
 use core::ffi::c_void;
 
 use crate::arena::ArenaView;
-use crate::slot::{pack, unpack, Idx, Kind, NONE};
+use crate::slot::{kind_of, pack, unpack, Idx, Kind, NONE};
+use crate::sync::Ordering::Relaxed;
 
 /// A function to run when a context is done: a Rust `fn(usize)` with its argument, or a C
 /// `void (*)(void *)` with its `userdata`.
@@ -89,6 +91,12 @@ impl Pending {
     pub(crate) const fn new() -> Self {
         Pending(NONE)
     }
+
+    /// Chains claimed registration `i` in front of the list.
+    pub(crate) fn push(&mut self, arena: &ArenaView, i: Idx) {
+        arena.slot(i).links.store(pack(self.0, NONE), Relaxed);
+        self.0 = i;
+    }
 }
 
 impl ArenaView {
@@ -99,26 +107,16 @@ impl ArenaView {
             let (cb, next) = self.locked(|t| {
                 let slot = t.arena.slot(head);
                 let cb = Callback {
-                    kind: crate::slot::kind_of(slot.state.load(crate::sync::Ordering::Relaxed)),
+                    kind: kind_of(slot.state.load(Relaxed)),
                     f: slot.ptr(0),
                     data: slot.ptr(1),
                 };
-                let (next, _) = unpack(slot.links.load(crate::sync::Ordering::Relaxed));
+                let (next, _) = unpack(slot.links.load(Relaxed));
                 t.reclaim(head); // frees it, and its context if that was all it waited for
                 (cb, next)
             });
             cb.call();
             head = next;
         }
-    }
-}
-
-impl Pending {
-    pub(crate) fn push(&mut self, arena: &ArenaView, i: Idx) {
-        arena
-            .slot(i)
-            .links
-            .store(pack(self.0, NONE), crate::sync::Ordering::Relaxed);
-        self.0 = i;
     }
 }

@@ -27,8 +27,9 @@
 //! answers [`crate::Error::NotContext`] for them.
 //!
 //! Legal combinations: a free slot has kind `Free`, no `HANDLE`. An allocated slot with `HANDLE`
-//! is live; without `HANDLE` it is a *zombie* kept for its descendants (SPEC A5), always settled
-//! unless its kind is `Detached` (detached contexts are never done). `ERR = 3` implies `HAS_DL`.
+//! is live; without `HANDLE` it is a *zombie* kept for its descendants and registrations (SPEC
+//! A5), always settled unless its kind is `Detached` or `Value` (neither has a cancellation of its
+//! own, W1, V4). `ERR = 3` implies `HAS_DL`.
 //!
 //! # Other fields
 //!
@@ -43,7 +44,7 @@
 //! | `links` | live and linked: next and previous sibling; settled: the cause; free: next free slot; a claimed callback: next pending callback |
 //! | `parent` | parent slot, or `NONE` for children of a root and unlinked registrations |
 //! | `first_child` | head of the list of children not yet reached by a cancel walk |
-//! | `refs` | descendants that still need this slot (children that are allocated, any state) |
+//! | `refs` | what still needs this slot: allocated children in any state, and registrations until they have run or been stopped (I3) |
 //! | `payload` | value node: key, value. Deadline owner: cause, queue links. Callback: function, data |
 
 use crate::sync::{AtomicPtr, AtomicU32, Ordering::Relaxed};

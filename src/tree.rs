@@ -20,8 +20,9 @@
 //!
 //! # Release and reclamation (SPEC A4, A5)
 //!
-//! Release cancels (unless already done, or detached), bumps the generation and clears `HANDLE`
-//! — the handle is stale at once — and reclaims the slot if no child needs it (I3). Reclamation
+//! Release cancels (unless already done, detached or a value layer: W1, V4), bumps the generation
+//! and clears `HANDLE` — the handle is stale at once — and reclaims the slot if nothing needs it
+//! (I3: children, pending registrations). Reclamation
 //! frees the slot, decrements the parent's `refs`, and continues up while the parent is a zombie
 //! with no other child: iterative, O(depth).
 
