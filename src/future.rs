@@ -51,15 +51,19 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
+#[cfg(feature = "embassy")]
 use embassy_time::{Duration, Instant, Timer};
 
+#[cfg(feature = "embassy")]
 use crate::arena::ArenaView;
+#[cfg(feature = "embassy")]
 use crate::clock::Clock;
 use crate::context::{AfterFunc, Ctx};
 use crate::error::Error;
 use crate::lock::Lock;
 use crate::sync::{AtomicU32, Ordering::Relaxed};
 
+#[cfg(feature = "embassy")]
 /// An arena clock reading `embassy_time::Instant` ticks (SPEC T4): one arena tick is one
 /// embassy-time tick (`embassy_time::TICK_HZ` per second). The clock that [`Done`]'s deadline
 /// timers assume.
@@ -77,6 +81,7 @@ use crate::sync::{AtomicU32, Ordering::Relaxed};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EmbassyClock;
 
+#[cfg(feature = "embassy")]
 impl Clock for EmbassyClock {
     #[inline]
     fn now(&self) -> u64 {
@@ -230,6 +235,7 @@ impl<'a> Ctx<'a> {
             next: &waiters.next,
             cell: None,
             registration: None,
+            #[cfg(feature = "embassy")]
             timer: None,
         }
     }
@@ -284,6 +290,7 @@ pub struct Done<'a> {
     next: &'static AtomicU32,
     cell: Option<&'static WaiterCell>,
     registration: Option<AfterFunc<'a>>,
+    #[cfg(feature = "embassy")]
     timer: Option<Timer>,
 }
 
@@ -293,7 +300,6 @@ impl fmt::Debug for Done<'_> {
             .field("ctx", &self.ctx)
             .field("has_cell", &self.cell.is_some())
             .field("registered", &self.registration.is_some())
-            .field("timer", &self.timer.is_some())
             .finish()
     }
 }
@@ -319,7 +325,12 @@ impl<'a> Done<'a> {
             return Poll::Pending;
         }
         // W3: the waker is stored before the context is checked again below.
+        #[cfg_attr(
+            not(feature = "embassy"),
+            allow(unused_mut, reason = "only the timer sets it")
+        )]
         let mut busy_poll = !self.register(cx.waker());
+        #[cfg(feature = "embassy")]
         if self.poll_deadline(cx) {
             busy_poll = true;
         }
@@ -340,7 +351,10 @@ impl<'a> Done<'a> {
             let arena = self.ctx.arena();
             arena.expire(arena.now());
         }
-        self.timer = None;
+        #[cfg(feature = "embassy")]
+        {
+            self.timer = None;
+        }
         self.release();
         why
     }
@@ -390,6 +404,7 @@ impl<'a> Done<'a> {
         true
     }
 
+    #[cfg(feature = "embassy")]
     /// Arms or polls the deadline timer; true when the deadline has passed on the embassy clock
     /// while the context still reads not done (clocks disagree: poll again).
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> bool {

@@ -77,7 +77,7 @@ mod context;
 mod deadline;
 mod diagnostics;
 mod error;
-#[cfg(all(feature = "embassy", not(loom)))]
+#[cfg(all(feature = "async", not(loom)))]
 mod future;
 mod group;
 mod handle;
@@ -98,7 +98,9 @@ pub use context::{AfterFunc, Ctx, OwnedCtx};
 pub use diagnostics::{Leaks, Live, LiveIter, LiveKind, Report, LEAKS_KEPT};
 pub use error::Error;
 #[cfg(all(feature = "embassy", not(loom)))]
-pub use future::{Done, EmbassyClock, UntilDone, Waiters, DEFAULT_WAITERS};
+pub use future::EmbassyClock;
+#[cfg(all(feature = "async", not(loom)))]
+pub use future::{Done, UntilDone, Waiters, DEFAULT_WAITERS};
 #[cfg(feature = "std")]
 pub use group::Group;
 #[cfg(not(loom))]
