@@ -244,6 +244,20 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * The earliest deadline that `sw_expire` still has to handle (SPEC N1, T5): writes it to
+ * `*deadline_out` and returns `SW_OK`, or returns `SW_ERR_NOT_FOUND` when no context with a
+ * deadline of its own is pending. A deadline stops pending when `sw_expire` handles it or when
+ * its context is done first by other means (canceled, released, or with an ancestor), so a
+ * canceled context never wakes the alarm. NULL `deadline_out`:
+ * `SW_ERR_NULL_ARG`. ISR-safe (a short critical section, independent of the number of contexts).
+ * Runs no callback.
+ *
+ * # Safety
+ * `deadline_out`, if not NULL, must be valid for writing a `uint64_t`.
+ */
+sw_status sw_next_deadline(uint64_t *deadline_out);
+
+/**
  * Cancels `ctx` and its whole subtree with `SW_CANCELED` and no cause (SPEC C2, C5, K2); when it
  * returns, every descendant reports done. `SW_OK` also when it was already done (SPEC C3). Roots,
  * detached contexts and value layers give `SW_ERR_INVALID_ARG` (SPEC R2, W1, V4: they have no
@@ -428,6 +442,28 @@ sw_status sw_without_cancel(struct sw_ctx parent, struct sw_ctx *out);
  * `callback`, if not NULL, must be safe to call with a valid `sw_live` pointer and `userdata`.
  */
 uint32_t sw_dump(sw_dump_fn callback, void *userdata);
+
+#if defined(SW_PORT_CRITICAL_SECTION)
+/**
+ * Port layer (build feature `critical-section-port`; declared when
+ * `SW_PORT_CRITICAL_SECTION` is defined): the firmware defines this function. It must
+ * mask the calling core's interrupt handlers that call the library AND exclude every
+ * other core that calls it (for example an RP2040 hardware spinlock) until the matching
+ * `sw_port_critical_exit`, and return what that exit needs to restore the previous state
+ * (the old PRIMASK or BASEPRI). Calls nest; the work in between is bounded (SPEC T3). It
+ * must not call the library.
+ */
+extern uint32_t sw_port_critical_enter(void);
+#endif
+
+#if defined(SW_PORT_CRITICAL_SECTION)
+/**
+ * Port layer: ends the section that the matching `sw_port_critical_enter` began,
+ * restoring the state it returned (`state`). Exits come in the reverse order of the
+ * enters. It must not call the library.
+ */
+extern void sw_port_critical_exit(uint32_t state);
+#endif
 
 /**
  * `SW_OK` while `ctx` is not done, then `SW_CANCELED` or `SW_DEADLINE_EXCEEDED` forever (SPEC C4, D4);

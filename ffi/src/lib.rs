@@ -42,14 +42,17 @@
     reason = "the C API's type names (sw_ctx, sw_status, ...) are the contract of C-API.md"
 )]
 
+mod alarm;
 mod arena;
 mod cancel;
 mod clock;
 mod create;
 mod dump;
+mod port;
 mod query;
 mod status;
 
+pub use alarm::sw_next_deadline;
 pub use arena::{arena, ARENA, CAPACITY};
 pub use cancel::{
     sw_after_func, sw_callback, sw_cancel, sw_cancel_cause, sw_expire, sw_release, sw_stop,
