@@ -1,11 +1,27 @@
 //! Reads the build setting `STOPWIRE_CAPACITY` (slots in the C API's arena, default 1024) and
-//! writes it where `src/arena.rs` includes it.
+//! writes it where `src/arena.rs` includes it; on ELF targets, gives the shared library its SONAME.
 
 use std::{env, fs, path::PathBuf};
 
 const DEFAULT: u32 = 1024;
 /// 16-bit slot indices on microcontrollers reserve 65535 as "no slot".
 const MAX: u32 = 65534;
+
+/// The SONAME of the shared library: programs linked against it load `libstopwire.so.0`, which
+/// `cargo xtask install` links to `libstopwire.so.<version>`. It changes when the ABI breaks.
+const SONAME: &str = "libstopwire.so.0";
+
+/// Operating systems whose shared libraries are ELF files that take `-soname` from the GNU or
+/// LLVM linker (not macOS, which names libraries by install name, nor Windows).
+const ELF_OSES: [&str; 7] = [
+    "linux",
+    "android",
+    "freebsd",
+    "netbsd",
+    "openbsd",
+    "dragonfly",
+    "illumos",
+];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=STOPWIRE_CAPACITY");
@@ -23,4 +39,10 @@ fn main() {
         format!("/// Slots in the C API's arena (build setting `STOPWIRE_CAPACITY`).\npub const CAPACITY: usize = {capacity};\n"),
     )
     .expect("write capacity.rs");
+
+    // The target's OS, not the build machine's: cross builds for firmware have no shared library.
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if ELF_OSES.contains(&os.as_str()) {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{SONAME}");
+    }
 }

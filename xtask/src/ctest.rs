@@ -18,6 +18,9 @@ const WARN: [&str; 4] = ["-Wall", "-Wextra", "-Wpedantic", "-Werror"];
 /// Libraries the Rust staticlib needs on Linux (as `rustc --print native-static-libs` reports).
 const NATIVE_LIBS: [&str; 3] = ["-lpthread", "-ldl", "-lm"];
 
+/// The SONAME ffi/build.rs gives the shared library on ELF targets.
+const SONAME: &str = "libstopwire.so.0";
+
 /// Capacity of the small build that proves the build setting (and fills quickly).
 const SMALL_CAPACITY: &str = "16";
 
@@ -121,6 +124,16 @@ fn copy(from: &Path, to: &Path) -> Result {
         .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))
 }
 
+/// Makes `link` a symbolic link to `target` (a name in the same directory), replacing whatever
+/// an earlier install left there.
+fn symlink(target: &str, link: &Path) -> Result {
+    if fs::symlink_metadata(link).is_ok() {
+        fs::remove_file(link).map_err(|e| format!("remove {}: {e}", link.display()))?;
+    }
+    std::os::unix::fs::symlink(target, link)
+        .map_err(|e| format!("link {} to {target}: {e}", link.display()))
+}
+
 fn write(to: &Path, text: &str) -> Result {
     fs::write(to, text).map_err(|e| format!("write {}: {e}", to.display()))
 }
@@ -153,14 +166,20 @@ fn install_into(prefix: &Path, lib_dir: &Path) -> Result {
         &include.join("stopwire.hpp"),
     )?;
     copy(&lib_dir.join("libstopwire.a"), &lib.join("libstopwire.a"))?;
-    copy(&lib_dir.join("libstopwire.so"), &lib.join("libstopwire.so"))?;
     let version = crate_version()?;
+    // The shared library under its full version, the SONAME link the loader looks for, and the
+    // development link `-lstopwire` finds (as a distribution lays them out).
+    let real = format!("libstopwire.so.{version}");
+    copy(&lib_dir.join("libstopwire.so"), &lib.join(&real))?;
+    symlink(&real, &lib.join(SONAME))?;
+    symlink(SONAME, &lib.join("libstopwire.so"))?;
     let fill = |template: &str| -> Result<String> {
         let text = fs::read_to_string(root().join("ffi/pkg").join(template))
             .map_err(|e| format!("read ffi/pkg/{template}: {e}"))?;
         Ok(text
             .replace("@PREFIX@", &path_str(prefix))
             .replace("@VERSION@", &version)
+            .replace("@SONAME@", SONAME)
             .replace("@NATIVE_LIBS@", &NATIVE_LIBS.join(" ")))
     };
     write(&pkgconfig.join("stopwire.pc"), &fill("stopwire.pc.in")?)?;
@@ -258,11 +277,12 @@ struct Suites {
     stop_token_asan: PathBuf,
 }
 
-const C_SOURCES: [&str; 5] = [
+const C_SOURCES: [&str; 6] = [
     "ffi/tests/c/harness.c",
     "ffi/tests/c/rules.c",
     "ffi/tests/c/bad_input.c",
     "ffi/tests/c/threads.c",
+    "ffi/tests/c/dump.c",
     "ffi/tests/c/main.c",
 ];
 
@@ -371,6 +391,8 @@ fn check_install(work: &Path, lib_dir: &Path) -> Result<Counts> {
     let _ = fs::remove_dir_all(&prefix);
     install_into(&prefix, lib_dir)?;
     let mut counts = Counts::default();
+    check_shared_layout(&prefix.join("lib"))?;
+    counts.passed += 1;
 
     // pkg-config (the shared library, as `-lstopwire` finds it): the C and the C++ example.
     let pc_path = path_str(&prefix.join("lib/pkgconfig"));
@@ -386,6 +408,7 @@ fn check_install(work: &Path, lib_dir: &Path) -> Result<Counts> {
         cc.arg(source).arg("-o").arg(&exe);
         cc.args(pc_flags.split_whitespace());
         run(cc)?;
+        expect_dynamic(&exe, "NEEDED", SONAME)?;
         let mut app = Command::new(&exe);
         app.env("LD_LIBRARY_PATH", prefix.join("lib"));
         let out = output(app)?;
@@ -421,8 +444,71 @@ fn check_install(work: &Path, lib_dir: &Path) -> Result<Counts> {
     let out = output(Command::new(build.join("worker")))?;
     check_worker_output(&out, "CMake")?;
     counts.passed += 1;
-    println!("install: the examples build and run with pkg-config and CMake");
+
+    // CMake with the shared target: the program records the SONAME and runs from the build tree
+    // without LD_LIBRARY_PATH (CMake's build RPATH points at the prefix).
+    let shared_build = work.join("cmake-shared-build");
+    let _ = fs::remove_dir_all(&shared_build);
+    run(cmd(
+        "cmake",
+        &[
+            "-S",
+            "ffi/tests/c/install",
+            "-B",
+            &path_str(&shared_build),
+            &format!("-DCMAKE_PREFIX_PATH={}", path_str(&prefix)),
+            &format!(
+                "-DWORKER_SOURCE={}",
+                path_str(&root().join("ffi/examples/worker.c"))
+            ),
+        ],
+    ))?;
+    run(cmd("cmake", &["--build", &path_str(&shared_build)]))?;
+    let exe = shared_build.join("worker_shared");
+    expect_dynamic(&exe, "NEEDED", SONAME)?;
+    let out = output(Command::new(&exe))?;
+    check_worker_output(&out, "CMake (stopwire::shared)")?;
+    counts.passed += 1;
+    println!(
+        "install: {SONAME} with its links; the examples build and run with pkg-config and CMake"
+    );
     Ok(counts)
+}
+
+/// The `readelf -d` entries of `file` with the tag `tag` (SONAME, NEEDED) must include `name`.
+fn expect_dynamic(file: &Path, tag: &str, name: &str) -> Result {
+    let dynamic = output(cmd("readelf", &["-d", &path_str(file)]))?;
+    let want = format!("[{name}]");
+    let found: Vec<&str> = dynamic
+        .lines()
+        .filter(|l| l.contains(&format!("({tag})")))
+        .collect();
+    if found.iter().any(|l| l.contains(&want)) {
+        println!("{}: {tag} {want}", file.display());
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: no {tag} entry {want}, found {found:?}",
+            file.display()
+        ))
+    }
+}
+
+/// The installed shared library: the file carries the SONAME, and the two links lead to it.
+fn check_shared_layout(lib: &Path) -> Result {
+    let version = crate_version()?;
+    let real = format!("libstopwire.so.{version}");
+    expect_dynamic(&lib.join(&real), "SONAME", SONAME)?;
+    for (link, to) in [(SONAME, real.as_str()), ("libstopwire.so", SONAME)] {
+        let found = fs::read_link(lib.join(link)).map_err(|e| format!("read link {link}: {e}"))?;
+        if found != Path::new(to) {
+            return Err(format!(
+                "lib/{link} points to {}, expected {to}",
+                found.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_worker_output(out: &str, how: &str) -> Result {
@@ -444,6 +530,7 @@ pub(crate) fn c_test() -> Result<Counts> {
         "pkg-config",
         "cmake",
         "gcc-arm-none-eabi",
+        "binutils",
     ])?;
     for tool in [
         "gcc",
@@ -452,6 +539,7 @@ pub(crate) fn c_test() -> Result<Counts> {
         "pkg-config",
         "cmake",
         "arm-none-eabi-gcc",
+        "readelf",
     ] {
         if !have(tool) {
             return Err(format!("`{tool}` is missing after installation"));

@@ -7,11 +7,13 @@
 //! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results |
 //! | `qemu`, `firmware-demo`, `footprint` | microcontroller suites, demo and figures ([`embedded`]) |
 //! | `header`, `install`, `c-test`, `c-bench` | the C API: header generation, installation, C/C++ suites, C timings ([`ctest`]) |
+//! | `package` | the rustdoc of the workspace with `-D warnings`, the docs.rs build, `cargo package` of both crates ([`package`]) |
 //! | `verify`, `fuzz` | verification in depth: loom, Miri, ThreadSanitizer, model, fuzz, soak ([`verify`]) |
 
 mod bench;
 mod ctest;
 mod embedded;
+mod package;
 mod util;
 mod verify;
 
@@ -42,6 +44,7 @@ tasks:
   install --prefix DIR  headers, libstopwire.a/.so, stopwire.pc and the CMake package into DIR
   c-test  the C API: header checks, C and C++ suites (plain, ASan/UBSan, valgrind), install
   c-bench  C-side timings of sw_is_done, sw_err and create+release
+  package  rustdoc of the workspace (-D warnings), the docs.rs build, cargo package of both crates
   verify [TIER...]  verification in depth, one summary line per tier: loom, miri (strict
           provenance, tree borrows), tsan, model (3*10^6 operations), fuzz (1 min per
           target), soak (60 s); names of tiers run only those
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Some("install") => ctest::install(&args[1..]).map(|_| Counts::default()),
         Some("c-test") => ctest::c_test(),
         Some("c-bench") => ctest::c_bench().map(|_| Counts::default()),
+        Some("package") => package::check().map(|_| Counts::default()),
         Some("verify") => verify::verify(&args[1..]),
         Some("fuzz") => verify::fuzz(&args[1..]).map(|_| Counts::default()),
         _ => {
@@ -203,6 +207,7 @@ fn test() -> Result<Counts> {
     // Every benchmark routine once (criterion's test mode): the benches build and their
     // release-everything asserts hold; no timing is judged here.
     bench::smoke()?;
+    package::check()?; // the rustdoc, the docs.rs build and `cargo package`: no tests counted
     if counts.failed > 0 {
         return Err(format!("{} tests failed", counts.failed));
     }
