@@ -80,6 +80,7 @@ mod error;
 #[cfg(all(feature = "async", not(loom)))]
 mod future;
 mod group;
+mod grpc_timeout;
 mod handle;
 mod lock;
 mod query;
@@ -105,5 +106,6 @@ pub use future::{Done, UntilDone, Waiters, DEFAULT_WAITERS};
 pub use group::Group;
 #[cfg(not(loom))]
 pub use group::{Member, TaskGroup, Wait};
+pub use grpc_timeout::{GrpcTimeout, GrpcTimeoutError, TimeoutUnit};
 pub use handle::Handle;
 pub use slot::Slot;
