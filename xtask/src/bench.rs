@@ -1,129 +1,314 @@
-//! `cargo xtask bench-report`: turns criterion's results (from `cargo bench --bench context`) into
-//! `docs/benchmarks.md`, the ratio chart `docs/benchmarks.svg`, and the table in the README between
-//! the markers `<!-- bench-report:start -->` and `<!-- bench-report:end -->`.
+//! The benchmark report and the peers measured beside stopwire.
 //!
-//! Every number written comes from criterion's `estimates.json` files (the median of the samples
-//! and its 95 % confidence interval); nothing is typed by hand. The workloads, their ids and the
-//! targets are those of `BENCHMARKS.md` and issue 5.
+//! - `cargo xtask bench-peers` builds and runs the Go `context` and C++20 `std::stop_token` twins
+//!   of the criterion workloads (`benches/peers/`), skipping a peer whose toolchain is missing, and
+//!   writes their figures to `<target>/stopwire-bench/peers.json`.
+//! - `cargo xtask bench-report` reads criterion's results (`cargo bench --bench context`, with the
+//!   tokio-util twins in the same run), that file, and `deadline_fire.json` (written by the
+//!   `deadline/fire` bench), and writes `docs/benchmarks.md`, the chart `docs/benchmarks.svg`, and
+//!   the README table between `<!-- bench-report:start -->` and `<!-- bench-report:end -->`.
+//!
+//! Every number written comes from those files: criterion's `estimates.json` (the median of the
+//! samples and its 95 % confidence interval), the peers' medians over repeated runs, the deadline
+//! bench's median and 99th percentile. A figure that is absent is written "not measured"; a row
+//! that has no twin in a peer is written "-". The ids are those of `BENCHMARKS.md`; the bars are
+//! those of issue 13 (and, for the rows it keeps, issues 5 and 10).
 
 use std::fmt::Write as _;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::util::{cmd, output, root, run, Result};
+use crate::util::{cmd, have, output, root, run, Result};
 
-/// The command that produces the results this report reads.
+/// The command that produces the criterion results this report reads.
 const BENCH_COMMAND: &str = "cargo bench --features embassy --bench context";
+/// The command that produces `peers.json`.
+const PEERS_COMMAND: &str = "cargo xtask bench-peers";
 
 const README_START: &str = "<!-- bench-report:start -->";
 const README_END: &str = "<!-- bench-report:end -->";
 
-/// A target from issue 5.
-#[derive(Clone, Copy)]
-enum Target {
-    /// stopwire / tokio-util at most this.
-    Ratio(f64),
-    /// stopwire's median at most this many nanoseconds.
-    Ns(f64),
-    None,
+/// Results more than this far apart (seconds) are not one sitting: the report says so.
+const SITTING_SECS: u64 = 6 * 3600;
+
+// ---------------------------------------------------------------------------------------------
+// Workloads, peers and bars
+// ---------------------------------------------------------------------------------------------
+
+/// A peer of stopwire in the report.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Peer {
+    /// tokio-util's `CancellationToken`, in the criterion binary (ids prefixed `tokio_`).
+    Tokio,
+    /// Go's `context` (`benches/peers/go`).
+    Go,
+    /// C++20 `std::stop_token` linked by `std::stop_callback` (`benches/peers/cpp`).
+    Cxx,
 }
 
-/// One row of the report.
+impl Peer {
+    /// The name used in `peers.json`.
+    fn key(self) -> &'static str {
+        match self {
+            Peer::Tokio => "tokio",
+            Peer::Go => "go",
+            Peer::Cxx => "cxx",
+        }
+    }
+
+    /// The column heading.
+    fn title(self) -> &'static str {
+        match self {
+            Peer::Tokio => "tokio-util",
+            Peer::Go => "Go `context`",
+            Peer::Cxx => "C++20 `stop_token`",
+        }
+    }
+}
+
+/// One row of the main table: a workload of `BENCHMARKS.md`.
 struct Workload {
     id: &'static str,
     what: &'static str,
-    /// The tokio-util twin, when there is one.
-    peer: Option<&'static str>,
-    target: Target,
-    /// Shown in the README's headline table.
-    headline: bool,
+    /// The criterion id of the tokio-util twin, when there is one.
+    tokio: Option<&'static str>,
+    /// Whether the Go program has a twin (same id).
+    go: bool,
+    /// Whether the C++ program has a twin (same id).
+    cxx: bool,
 }
 
-const WORKLOADS: [Workload; 10] = [
+const WORKLOADS: [Workload; 9] = [
     Workload {
         id: "check/depth1",
         what: "is-done check, `with_cancel` child of background",
-        peer: Some("tokio_check/depth1"),
-        target: Target::Ratio(0.1),
-        headline: true,
+        tokio: Some("tokio_check/depth1"),
+        go: true,
+        cxx: true,
     },
     Workload {
         id: "check/depth10",
         what: "is-done check, leaf of a 10-deep chain",
-        peer: Some("tokio_check/depth10"),
-        target: Target::Ratio(0.1),
-        headline: true,
+        tokio: Some("tokio_check/depth10"),
+        go: true,
+        cxx: false,
     },
     Workload {
         id: "check/deadline",
-        what: "is-done check, `with_timeout(1 h)` child (clock read included)",
-        peer: None,
-        target: Target::None,
-        headline: false,
+        what: "is-done check, `with_timeout(1 h)` child",
+        tokio: None,
+        go: true,
+        cxx: false,
     },
     Workload {
         id: "create_cancel/cancel",
         what: "`with_cancel` under a long-lived parent, cancel, release",
-        peer: Some("tokio_create_cancel/cancel"),
-        target: Target::Ratio(0.25),
-        headline: true,
+        tokio: Some("tokio_create_cancel/cancel"),
+        go: true,
+        cxx: true,
     },
     Workload {
         id: "create_cancel/timeout",
         what: "`with_timeout(1 h)` under a long-lived parent, cancel, release",
-        peer: None,
-        target: Target::Ns(50.0),
-        headline: false,
+        tokio: None,
+        go: true,
+        cxx: false,
     },
     Workload {
         id: "tree/111",
         what: "fresh root, 10 x 10 children, cancel the root, release all",
-        peer: Some("tokio_tree/111"),
-        target: Target::Ratio(0.2),
-        headline: true,
+        tokio: Some("tokio_tree/111"),
+        go: true,
+        cxx: true,
     },
     Workload {
         id: "tree/931",
         what: "fresh root, 30 x 30 children, cancel the root, release all",
-        peer: Some("tokio_tree/931"),
-        target: Target::Ratio(0.2),
-        headline: true,
+        tokio: Some("tokio_tree/931"),
+        go: true,
+        cxx: true,
     },
     Workload {
         id: "value/depth10",
         what: "look up a key set 10 value layers above",
-        peer: None,
-        target: Target::Ns(10.0),
-        headline: false,
+        tokio: None,
+        go: true,
+        cxx: false,
     },
     Workload {
         id: "contended/create_cancel",
         what: "two threads doing `create_cancel/cancel` under one parent (per operation)",
-        peer: Some("tokio_contended/create_cancel"),
-        target: Target::Ratio(0.5),
-        headline: true,
-    },
-    Workload {
-        id: "wake/1000",
-        what: "1000 tasks awaiting `done()` on children of one root; cancel; all woken",
-        peer: Some("tokio_wake/1000"),
-        target: Target::Ratio(1.0),
-        headline: true,
+        tokio: Some("tokio_contended/create_cancel"),
+        go: true,
+        cxx: true,
     },
 ];
 
-/// Absolute targets that apply on top of a ratio (issue 5: check <= 2 ns, create + cancel <= 40 ns).
-fn absolute_target(id: &str) -> Option<f64> {
-    match id {
-        "check/depth1" | "check/depth10" => Some(2.0),
-        "create_cancel/cancel" => Some(40.0),
-        _ => None,
+/// `wake/1000` (`BENCHMARKS.md`) and its tokio-util twin.
+const WAKE: (&str, &str) = ("wake/1000", "tokio_wake/1000");
+/// `wait/thread` (issue 10): a thread blocked in stopwire's wait, woken by a cancel.
+const WAIT: &str = "wait/thread";
+/// The same wake-up of a thread by tokio-util: `cancelled()` under a `block_on`.
+const WAIT_TOKIO: &str = "tokio_wait/thread";
+/// The same wake-up with nothing but a `std::sync::Condvar` notify.
+const WAIT_CONDVAR: &str = "condvar_wait/thread";
+/// `grpc/propagate` (the tower bench) and the same call without stopwire.
+const GRPC: (&str, &str) = ("grpc/propagate", "grpc/baseline");
+/// The file the `deadline/fire` bench writes: `{"id":"deadline/fire","median_ns":..,"p99_ns":..,"samples":..}`.
+const DEADLINE_FILE: &str = "deadline_fire.json";
+/// The file `bench-peers` writes.
+const PEERS_FILE: &str = "peers.json";
+
+/// What a bar or a goal is judged on.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Measure {
+    /// stopwire's median / tokio-util's median, at most the limit.
+    RatioTokio,
+    /// stopwire's median, at most the limit in nanoseconds.
+    Ns,
+    /// `deadline/fire`: the median lateness, at most the limit in nanoseconds.
+    MedianNs,
+    /// `deadline/fire`: the 99th percentile of the lateness, at most the limit in nanoseconds.
+    P99Ns,
+}
+
+/// A bar (must hold) or a goal (where to aim) for one row.
+struct Bar {
+    id: &'static str,
+    measure: Measure,
+    limit: f64,
+    /// Where it comes from.
+    source: &'static str,
+    /// A goal rather than a bar.
+    goal: bool,
+}
+
+const fn bar(id: &'static str, measure: Measure, limit: f64, source: &'static str) -> Bar {
+    Bar {
+        id,
+        measure,
+        limit,
+        source,
+        goal: false,
     }
 }
 
+const fn goal(id: &'static str, measure: Measure, limit: f64, source: &'static str) -> Bar {
+    Bar {
+        id,
+        measure,
+        limit,
+        source,
+        goal: true,
+    }
+}
+
+/// Issue 13's bars (ratios to tokio-util in the same run, and absolute limits on this kind of
+/// machine) and its goals; the check bars of issue 5, which issue 13 keeps; `wake/1000` of issues
+/// 5 and 10; the deadline driver's "within about a millisecond" of issue 10.
+const BARS: [Bar; 23] = [
+    bar("check/depth1", Measure::RatioTokio, 0.1, "issue 5, kept"),
+    bar("check/depth1", Measure::Ns, 2.0, "issue 5, kept"),
+    bar("check/depth10", Measure::RatioTokio, 0.1, "issue 5, kept"),
+    bar("check/depth10", Measure::Ns, 2.0, "issue 5, kept"),
+    bar("check/deadline", Measure::Ns, 5.0, "issue 13"),
+    goal("check/deadline", Measure::Ns, 3.0, "issue 13"),
+    bar("create_cancel/cancel", Measure::RatioTokio, 0.3, "issue 13"),
+    goal(
+        "create_cancel/cancel",
+        Measure::RatioTokio,
+        0.25,
+        "issue 13",
+    ),
+    goal("create_cancel/cancel", Measure::Ns, 32.0, "issue 13"),
+    bar("create_cancel/timeout", Measure::Ns, 50.0, "issue 13"),
+    goal("create_cancel/timeout", Measure::Ns, 40.0, "issue 13"),
+    bar("tree/111", Measure::RatioTokio, 0.25, "issue 13"),
+    goal("tree/111", Measure::RatioTokio, 0.2, "issue 13"),
+    bar("tree/931", Measure::RatioTokio, 0.25, "issue 13"),
+    goal("tree/931", Measure::RatioTokio, 0.2, "issue 13"),
+    bar("value/depth10", Measure::Ns, 10.0, "issue 13"),
+    goal("value/depth10", Measure::Ns, 7.0, "issue 13"),
+    bar(
+        "contended/create_cancel",
+        Measure::RatioTokio,
+        0.5,
+        "issue 13",
+    ),
+    goal(
+        "contended/create_cancel",
+        Measure::RatioTokio,
+        0.4,
+        "issue 13",
+    ),
+    bar("wake/1000", Measure::RatioTokio, 1.0, "issue 5"),
+    goal("wake/1000", Measure::RatioTokio, 0.5, "issues 10, 13"),
+    bar("deadline/fire", Measure::MedianNs, 1e6, "issue 10"),
+    goal("deadline/fire", Measure::P99Ns, 1e6, "issue 10"),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Where the results live
+// ---------------------------------------------------------------------------------------------
+
+/// `$CARGO_TARGET_DIR` (made absolute), else the workspace's `target/`.
+fn target_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    if target.is_absolute() {
+        target
+    } else {
+        root().join(target)
+    }
+}
+
+/// Where criterion keeps its results, in the order they are searched: criterion's own rule
+/// (`$CRITERION_HOME`, else `<target>/criterion`), then the workspace's `target/criterion`, then
+/// `tower/target/criterion` (the tower crate's benches, if it is a workspace of its own). Only
+/// directories that exist are returned.
+fn criterion_dirs() -> Vec<PathBuf> {
+    let first = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("criterion"));
+    let mut v = vec![first];
+    for p in [
+        root().join("target/criterion"),
+        root().join("tower/target/criterion"),
+    ] {
+        if !v.contains(&p) {
+            v.push(p);
+        }
+    }
+    v.retain(|p| p.is_dir());
+    v
+}
+
+/// Where `bench-peers` writes and the deadline bench is expected to write:
+/// `$STOPWIRE_BENCH_DIR`, else `<target>/stopwire-bench`.
+fn results_dir() -> PathBuf {
+    std::env::var_os("STOPWIRE_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("stopwire-bench"))
+}
+
+/// The first existing `name` in [`results_dir`] or the workspace's `target/stopwire-bench`.
+fn find_result_file(name: &str) -> Option<PathBuf> {
+    [results_dir(), root().join("target/stopwire-bench")]
+        .into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading criterion
+// ---------------------------------------------------------------------------------------------
+
 /// Criterion's median of one benchmark, in nanoseconds, with its 95 % confidence interval.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Median {
     ns: f64,
     lo: f64,
@@ -132,60 +317,448 @@ struct Median {
     written: u64,
 }
 
-/// Where criterion keeps its results: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else
-/// `target/criterion` of the workspace (criterion's own rule).
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        root().join(target)
-    };
-    target.join("criterion")
-}
-
-/// The number after `"key":` at or after `from` in `json`.
-fn number_after(json: &str, from: usize, key: &str) -> Option<f64> {
-    let pat = format!("\"{key}\":");
-    let at = json[from..].find(&pat)? + from + pat.len();
-    let rest = json[at..].trim_start();
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-/// Reads the median of `id` from criterion's `estimates.json` (the object
-/// `"median":{"confidence_interval":{..,"lower_bound":x,"upper_bound":y},"point_estimate":z,..}`).
-fn read_median(dir: &Path, id: &str) -> Result<Option<Median>> {
-    let file = dir.join(id).join("new").join("estimates.json");
-    let json = match fs::read_to_string(&file) {
-        Ok(j) => j,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", file.display())),
-    };
-    let bad = || format!("{}: no median in criterion's estimates", file.display());
-    let m = json.find("\"median\":").ok_or_else(bad)?;
-    let ns = number_after(&json, m, "point_estimate").ok_or_else(bad)?;
-    let lo = number_after(&json, m, "lower_bound").ok_or_else(bad)?;
-    let hi = number_after(&json, m, "upper_bound").ok_or_else(bad)?;
-    let written = fs::metadata(&file)
+/// When `path` was last written (seconds since the epoch; 0 if unknown).
+fn mtime(path: &Path) -> u64 {
+    fs::metadata(path)
         .and_then(|md| md.modified())
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Reads the median of `id` from the first of `dirs` that has criterion's `estimates.json` for it
+/// (the object `"median":{"confidence_interval":{..,"lower_bound":x,"upper_bound":y},"point_estimate":z,..}`).
+fn read_median(dirs: &[PathBuf], id: &str) -> Result<Option<Median>> {
+    let Some(file) = dirs
+        .iter()
+        .map(|d| d.join(id).join("new").join("estimates.json"))
+        .find(|f| f.is_file())
+    else {
+        return Ok(None);
+    };
+    let text = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let bad = |why: &str| format!("{}: {why}", file.display());
+    let v = json::parse(&text).map_err(|e| bad(&e))?;
+    let m = v.get("median").ok_or_else(|| bad("no median"))?;
+    let ci = m
+        .get("confidence_interval")
+        .ok_or_else(|| bad("no confidence interval"))?;
+    let num = |o: &json::Value, k: &str| o.num(k).ok_or_else(|| bad(&format!("no {k}")));
     Ok(Some(Median {
-        ns,
-        lo,
-        hi,
-        written,
+        ns: num(m, "point_estimate")?,
+        lo: num(ci, "lower_bound")?,
+        hi: num(ci, "upper_bound")?,
+        written: mtime(&file),
     }))
 }
+
+// ---------------------------------------------------------------------------------------------
+// The peers' file
+// ---------------------------------------------------------------------------------------------
+
+/// One peer figure from `peers.json`.
+#[derive(Clone, Debug, PartialEq)]
+struct PeerFigure {
+    id: String,
+    peer: String,
+    /// Median over the runs, nanoseconds per operation.
+    ns: f64,
+    /// Fastest and slowest run.
+    min: f64,
+    max: f64,
+    runs: u64,
+    /// Heap allocations per operation.
+    allocs: Option<f64>,
+}
+
+/// A peer's toolchain and whether it ran.
+#[derive(Clone, Debug, PartialEq)]
+struct PeerRun {
+    peer: String,
+    /// `go version` or the first line of `g++ --version`.
+    tool: String,
+    /// The build and run commands, or why the peer was skipped.
+    command: String,
+    skipped: Option<String>,
+}
+
+/// The contents of `peers.json`.
+#[derive(Clone, Debug, PartialEq)]
+struct PeersFile {
+    date: u64,
+    machine: String,
+    loadavg: String,
+    quick: bool,
+    runs: Vec<PeerRun>,
+    figures: Vec<PeerFigure>,
+}
+
+impl PeersFile {
+    fn figure(&self, peer: Peer, id: &str) -> Option<&PeerFigure> {
+        self.figures
+            .iter()
+            .find(|f| f.peer == peer.key() && f.id == id)
+    }
+
+    fn run(&self, peer: Peer) -> Option<&PeerRun> {
+        self.runs.iter().find(|r| r.peer == peer.key())
+    }
+
+    fn to_json(&self) -> String {
+        let q = json::quote;
+        let mut s = String::from("{\n");
+        let _ = writeln!(s, "  \"schema\": 1,");
+        let _ = writeln!(s, "  \"date_unix\": {},", self.date);
+        let _ = writeln!(s, "  \"date\": {},", q(&utc(self.date)));
+        let _ = writeln!(s, "  \"machine\": {},", q(&self.machine));
+        let _ = writeln!(s, "  \"loadavg_before\": {},", q(&self.loadavg));
+        let _ = writeln!(s, "  \"quick\": {},", self.quick);
+        s.push_str("  \"peers\": [\n");
+        for (k, r) in self.runs.iter().enumerate() {
+            let skipped = r.skipped.as_deref().map_or("null".to_string(), q);
+            let _ = write!(
+                s,
+                "    {{\"peer\": {}, \"tool\": {}, \"command\": {}, \"skipped\": {skipped}}}",
+                q(&r.peer),
+                q(&r.tool),
+                q(&r.command)
+            );
+            s.push_str(if k + 1 < self.runs.len() { ",\n" } else { "\n" });
+        }
+        s.push_str("  ],\n  \"results\": [\n");
+        for (k, f) in self.figures.iter().enumerate() {
+            let allocs = f.allocs.map_or("null".to_string(), |a| a.to_string());
+            let _ = write!(
+                s,
+                "    {{\"id\": {}, \"peer\": {}, \"ns_per_op\": {}, \"min_ns\": {}, \"max_ns\": {}, \"runs\": {}, \"allocs_per_op\": {allocs}}}",
+                q(&f.id),
+                q(&f.peer),
+                f.ns,
+                f.min,
+                f.max,
+                f.runs
+            );
+            s.push_str(if k + 1 < self.figures.len() {
+                ",\n"
+            } else {
+                "\n"
+            });
+        }
+        s.push_str("  ]\n}\n");
+        s
+    }
+
+    fn from_json(text: &str) -> std::result::Result<PeersFile, String> {
+        let v = json::parse(text)?;
+        let need_str = |o: &json::Value, k: &str| {
+            o.str(k)
+                .map(str::to_string)
+                .ok_or_else(|| format!("missing \"{k}\""))
+        };
+        let need_num =
+            |o: &json::Value, k: &str| o.num(k).ok_or_else(|| format!("missing \"{k}\""));
+        let mut runs = Vec::new();
+        for r in v.arr("peers") {
+            runs.push(PeerRun {
+                peer: need_str(r, "peer")?,
+                tool: need_str(r, "tool")?,
+                command: need_str(r, "command")?,
+                skipped: r.str("skipped").map(str::to_string),
+            });
+        }
+        let mut figures = Vec::new();
+        for f in v.arr("results") {
+            figures.push(PeerFigure {
+                id: need_str(f, "id")?,
+                peer: need_str(f, "peer")?,
+                ns: need_num(f, "ns_per_op")?,
+                min: need_num(f, "min_ns")?,
+                max: need_num(f, "max_ns")?,
+                runs: need_num(f, "runs")? as u64,
+                allocs: f.num("allocs_per_op"),
+            });
+        }
+        Ok(PeersFile {
+            date: need_num(&v, "date_unix")? as u64,
+            machine: need_str(&v, "machine")?,
+            loadavg: v.str("loadavg_before").unwrap_or("").to_string(),
+            quick: v.get("quick") == Some(&json::Value::Bool(true)),
+            runs,
+            figures,
+        })
+    }
+}
+
+/// `deadline_fire.json`: how late after its deadline a callback ran with the host driver.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct DeadlineFire {
+    median_ns: f64,
+    p99_ns: f64,
+    samples: u64,
+    written: u64,
+}
+
+fn read_deadline_fire() -> Result<Option<DeadlineFire>> {
+    let Some(path) = find_result_file(DEADLINE_FILE) else {
+        return Ok(None);
+    };
+    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = |why: String| format!("{}: {why}", path.display());
+    let v = json::parse(&text).map_err(bad)?;
+    let num = |k: &str| v.num(k).ok_or_else(|| bad(format!("missing \"{k}\"")));
+    if v.str("id") != Some("deadline/fire") {
+        return Err(bad("its \"id\" is not \"deadline/fire\"".to_string()));
+    }
+    Ok(Some(DeadlineFire {
+        median_ns: num("median_ns")?,
+        p99_ns: num("p99_ns")?,
+        samples: num("samples")? as u64,
+        written: mtime(&path),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// `cargo xtask bench-peers`
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `c` with its standard error shown as it comes, and returns its standard output.
+fn run_capturing(mut c: Command) -> Result<String> {
+    let what = format!("{c:?}");
+    println!("\n==> {what}");
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
+    let mut out = String::new();
+    for line in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(std::result::Result::ok)
+    {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let status = child.wait().map_err(|e| format!("{what}: {e}"))?;
+    if status.success() {
+        Ok(out)
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+/// Reads the one-object-per-line output of a peer program (`{"id":..,"ns":..,"min_ns":..,
+/// "max_ns":..,"runs":..,"allocs":..}`).
+fn parse_peer_output(peer: Peer, out: &str) -> Result<Vec<PeerFigure>> {
+    let mut v = Vec::new();
+    for line in out.lines().map(str::trim).filter(|l| l.starts_with('{')) {
+        let o = json::parse(line).map_err(|e| format!("{} output `{line}`: {e}", peer.key()))?;
+        let num = |k: &str| {
+            o.num(k)
+                .ok_or_else(|| format!("{} output `{line}`: no \"{k}\"", peer.key()))
+        };
+        v.push(PeerFigure {
+            id: o
+                .str("id")
+                .ok_or_else(|| format!("{} output `{line}`: no \"id\"", peer.key()))?
+                .to_string(),
+            peer: peer.key().to_string(),
+            ns: num("ns")?,
+            min: num("min_ns")?,
+            max: num("max_ns")?,
+            runs: num("runs")? as u64,
+            allocs: o.num("allocs"),
+        });
+    }
+    if v.is_empty() {
+        return Err(format!("the {} peer printed no results", peer.key()));
+    }
+    Ok(v)
+}
+
+/// The first line of `program`'s version output, if it starts.
+fn tool_version(program: &str, arg: &str) -> Option<String> {
+    let out = Command::new(program).arg(arg).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines().next().map(|l| l.trim().to_string())
+}
+
+/// Builds and runs the Go peer; skipped when `go` is not installed.
+fn go_peer(build: &Path, quick: bool) -> Result<(PeerRun, Vec<PeerFigure>)> {
+    let src = root().join("benches/peers/go");
+    let Some(tool) = have("go").then(|| tool_version("go", "version")).flatten() else {
+        return Ok((
+            PeerRun {
+                peer: "go".into(),
+                tool: String::new(),
+                command: String::new(),
+                skipped: Some("`go` is not on PATH (Debian: apt-get install golang-go)".into()),
+            },
+            Vec::new(),
+        ));
+    };
+    let exe = build.join("peers-go");
+    let mut b = Command::new("go");
+    b.args(["build", "-trimpath", "-o"])
+        .arg(&exe)
+        .arg(".")
+        .current_dir(&src)
+        // The program has no dependencies: nothing is fetched, and the build cache stays in
+        // the target directory.
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", build.join("go-cache"));
+    run(b)?;
+    let args: &[&str] = if quick {
+        &["-runs", "1", "-benchtime", "20ms"]
+    } else {
+        &["-runs", "11", "-benchtime", "300ms"]
+    };
+    let mut r = Command::new(&exe);
+    r.args(args);
+    let figures = parse_peer_output(Peer::Go, &run_capturing(r)?)?;
+    Ok((
+        PeerRun {
+            peer: "go".into(),
+            tool,
+            command: format!(
+                "go build -trimpath (benches/peers/go), then peers-go {}",
+                args.join(" ")
+            ),
+            skipped: None,
+        },
+        figures,
+    ))
+}
+
+/// The g++ flags of the C++ peer. `-Wno-maybe-uninitialized`: libstdc++ 12's `stop_source()`
+/// passes `*this` to a constructor that ignores it, which GCC 12 flags at -O2.
+const CXX_FLAGS: [&str; 7] = [
+    "-std=c++20",
+    "-O2",
+    "-pthread",
+    "-Wall",
+    "-Wextra",
+    "-Wno-maybe-uninitialized",
+    "-Werror",
+];
+
+/// Builds and runs the C++ peer; skipped when `g++` is not installed.
+fn cxx_peer(build: &Path, quick: bool) -> Result<(PeerRun, Vec<PeerFigure>)> {
+    let Some(tool) = have("g++")
+        .then(|| tool_version("g++", "--version"))
+        .flatten()
+    else {
+        return Ok((
+            PeerRun {
+                peer: "cxx".into(),
+                tool: String::new(),
+                command: String::new(),
+                skipped: Some("`g++` is not on PATH (Debian: apt-get install g++)".into()),
+            },
+            Vec::new(),
+        ));
+    };
+    let exe = build.join("peers-cpp");
+    let mut b = Command::new("g++");
+    b.args(CXX_FLAGS)
+        .arg("-o")
+        .arg(&exe)
+        .arg(root().join("benches/peers/cpp/peers.cpp"));
+    run(b)?;
+    let args: &[&str] = if quick {
+        &["--runs", "1", "--ms", "20"]
+    } else {
+        &["--runs", "11", "--ms", "300"]
+    };
+    let mut r = Command::new(&exe);
+    r.args(args);
+    let figures = parse_peer_output(Peer::Cxx, &run_capturing(r)?)?;
+    Ok((
+        PeerRun {
+            peer: "cxx".into(),
+            tool,
+            command: format!(
+                "g++ {} benches/peers/cpp/peers.cpp, then peers-cpp {}",
+                CXX_FLAGS.join(" "),
+                args.join(" ")
+            ),
+            skipped: None,
+        },
+        figures,
+    ))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The first three fields of `/proc/loadavg` (how busy the machine was), or an empty string.
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The task `bench-peers`. `--quick` (one short run per workload, to see that the programs build
+/// and run) writes `peers-quick.json` instead, which the report does not read.
+pub(crate) fn peers(args: &[String]) -> Result {
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(a) = args.iter().find(|a| *a != "--quick") {
+        return Err(format!(
+            "bench-peers: unknown argument `{a}` (only --quick)"
+        ));
+    }
+    let dir = results_dir();
+    let build = dir.join("peers-build");
+    fs::create_dir_all(&build).map_err(|e| format!("{}: {e}", build.display()))?;
+    let load = loadavg();
+    println!("load average before the peers run: {load}");
+    let date = now();
+    let mut file = PeersFile {
+        date,
+        machine: machine(),
+        loadavg: load,
+        quick,
+        runs: Vec::new(),
+        figures: Vec::new(),
+    };
+    for (run, figures) in [go_peer(&build, quick)?, cxx_peer(&build, quick)?] {
+        if let Some(why) = &run.skipped {
+            println!("skipped the {} peer: {why}", run.peer);
+        }
+        file.runs.push(run);
+        file.figures.extend(figures);
+    }
+    let path = dir.join(if quick {
+        "peers-quick.json"
+    } else {
+        PEERS_FILE
+    });
+    fs::write(&path, file.to_json()).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!(
+        "\n| id | peer | median ns/op | runs (min - max) | allocs/op |\n|---|---|---|---|---|"
+    );
+    for f in &file.figures {
+        println!(
+            "| {} | {} | {:.2} | {} ({:.2} - {:.2}) | {} |",
+            f.id,
+            f.peer,
+            f.ns,
+            f.runs,
+            f.min,
+            f.max,
+            f.allocs.map_or("-".to_string(), |a| format!("{a:.2}"))
+        );
+    }
+    println!("\nwrote {}", path.display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+// ---------------------------------------------------------------------------------------------
 
 /// `2026-11-25 18:30 UTC` from seconds since the epoch (civil-from-days, proleptic Gregorian).
 fn utc(secs: u64) -> String {
@@ -220,59 +793,36 @@ fn human(ns: f64) -> String {
     }
 }
 
-/// The machine the numbers came from: CPU model, logical CPUs, kernel, rustc.
-fn machine() -> String {
-    let cpu = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = output(cmd("uname", &["-sr"])).unwrap_or_default();
-    let rustc = output(cmd("rustc", &["-V"])).unwrap_or_default();
-    format!(
-        "{cpu}, {cpus} logical CPUs, {}, {}",
-        kernel.trim(),
-        rustc.trim()
-    )
-}
-
-/// One measured row.
-struct Row<'a> {
-    w: &'a Workload,
-    ours: Median,
-    peer: Option<Median>,
-}
-
-impl Row<'_> {
-    fn ratio(&self) -> Option<f64> {
-        self.peer.map(|p| self.ours.ns / p.ns)
+/// A limit in nanoseconds as written in the issues: `2 ns`, `1 ms`.
+fn limit_text(ns: f64) -> String {
+    if ns >= 1_000_000.0 {
+        format!("{} ms", ns / 1_000_000.0)
+    } else if ns >= 1_000.0 {
+        format!("{} µs", ns / 1_000.0)
+    } else {
+        format!("{ns} ns")
     }
+}
 
-    /// The targets of the row, and whether each is met: `"≤ 0.25 ✓"`, `"≤ 40 ns ✗"`.
-    fn verdict(&self) -> String {
-        let mut parts = Vec::new();
-        match self.w.target {
-            Target::Ratio(t) => {
-                if let Some(r) = self.ratio() {
-                    parts.push(format!("ratio ≤ {t} {}", mark(r <= t)));
-                }
-            }
-            Target::Ns(t) => parts.push(format!("≤ {t} ns {}", mark(self.ours.ns <= t))),
-            Target::None => {}
-        }
-        if let Some(t) = absolute_target(self.w.id) {
-            parts.push(format!("≤ {t} ns {}", mark(self.ours.ns <= t)));
-        }
-        if parts.is_empty() {
-            "-".to_string()
-        } else {
-            parts.join(", ")
-        }
+fn ratio_text(r: f64) -> String {
+    if r < 0.1 {
+        format!("{r:.3}")
+    } else {
+        format!("{r:.2}")
+    }
+}
+
+/// Allocations per operation: whole numbers when they are (within rounding), else one decimal.
+fn allocs_text(a: f64) -> String {
+    let word = if (a - 1.0).abs() < 0.05 {
+        "alloc"
+    } else {
+        "allocs"
+    };
+    if (a - a.round()).abs() < 0.05 || a >= 100.0 {
+        format!("{:.0} {word}", a.round())
+    } else {
+        format!("{a:.1} {word}")
     }
 }
 
@@ -284,63 +834,34 @@ fn mark(ok: bool) -> &'static str {
     }
 }
 
-fn ratio_text(r: Option<f64>) -> String {
-    match r {
-        Some(r) if r < 0.1 => format!("{r:.3}"),
-        Some(r) => format!("{r:.2}"),
-        None => "-".to_string(),
-    }
+/// `AMD EPYC, 2 cores (2 logical CPUs), Linux 6.1, rustc 1.95.0`: the CPU model, its cores, the
+/// kernel and the compiler.
+fn machine() -> String {
+    let info = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|m| m.trim().to_string())
+    };
+    let cpu = field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let logical = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = match field("cpu cores") {
+        Some(c) => format!("{c} cores ({logical} logical CPUs)"),
+        None => format!("{logical} logical CPUs"),
+    };
+    let kernel = output(cmd("uname", &["-sr"])).unwrap_or_default();
+    let rustc = output(cmd("rustc", &["-V"])).unwrap_or_default();
+    format!("{cpu}, {cores}, {}, {}", kernel.trim(), rustc.trim())
 }
 
-/// The Markdown table; `headline` keeps only the rows the README shows.
-fn table(rows: &[Row<'_>], headline: bool) -> String {
-    let mut s = String::new();
-    if headline {
-        s.push_str(
-            "| workload | stopwire | tokio-util | ratio | target |\n|---|---|---|---|---|\n",
-        );
-    } else {
-        s.push_str(
-            "| workload | what one iteration does | stopwire median [95 % CI] | tokio-util median [95 % CI] | ratio | target |\n|---|---|---|---|---|---|\n",
-        );
-    }
-    for r in rows.iter().filter(|r| !headline || r.w.headline) {
-        let peer = r.peer.map_or_else(
-            || "-".to_string(),
-            |p| {
-                if headline {
-                    human(p.ns)
-                } else {
-                    format!("{} [{} - {}]", human(p.ns), human(p.lo), human(p.hi))
-                }
-            },
-        );
-        if headline {
-            let _ = writeln!(
-                s,
-                "| `{}` | {} | {} | {} | {} |",
-                r.w.id,
-                human(r.ours.ns),
-                peer,
-                ratio_text(r.ratio()),
-                r.verdict()
-            );
-        } else {
-            let _ = writeln!(
-                s,
-                "| `{}` | {} | {} [{} - {}] | {} | {} | {} |",
-                r.w.id,
-                r.w.what,
-                human(r.ours.ns),
-                human(r.ours.lo),
-                human(r.ours.hi),
-                peer,
-                ratio_text(r.ratio()),
-                r.verdict()
-            );
-        }
-    }
-    s
+/// The version of `name` in the workspace's `Cargo.lock`.
+fn locked_version(name: &str) -> Option<String> {
+    let lock = fs::read_to_string(root().join("Cargo.lock")).ok()?;
+    let pat = format!("name = \"{name}\"\nversion = \"");
+    let at = lock.find(&pat)? + pat.len();
+    let end = lock[at..].find('"')? + at;
+    Some(lock[at..end].to_string())
 }
 
 fn xml_escape(s: &str) -> String {
@@ -349,32 +870,663 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A horizontal bar chart of the ratios on a log scale, with each row's target as a tick and the
-/// parity line at 1: written by hand, so the report needs no plotting crate.
-fn svg(rows: &[Row<'_>], stamp: &str) -> String {
-    let bars: Vec<(&str, f64, Option<f64>)> = rows
-        .iter()
-        .filter_map(|r| {
-            let t = match r.w.target {
-                Target::Ratio(t) => Some(t),
+// ---------------------------------------------------------------------------------------------
+// The report
+// ---------------------------------------------------------------------------------------------
+
+/// Everything the report shows, read from the result files.
+struct Data {
+    /// stopwire, tokio-util for each workload of [`WORKLOADS`].
+    main: Vec<(Option<Median>, Option<Median>)>,
+    wake: (Option<Median>, Option<Median>),
+    /// stopwire, tokio-util, condvar.
+    wait: (Option<Median>, Option<Median>, Option<Median>),
+    grpc: (Option<Median>, Option<Median>),
+    deadline: Option<DeadlineFire>,
+    floor: Option<Median>,
+    peers: Option<PeersFile>,
+    /// Where criterion's results were read, and where `peers.json` was.
+    criterion_dirs: Vec<PathBuf>,
+    peers_path: Option<PathBuf>,
+    machine: String,
+    commit: String,
+    tokio_version: String,
+    criterion_version: String,
+}
+
+/// The cell of a peer figure: `"101.5 ns, 2 allocs (0.62)"` (headline) or with the runs' range
+/// (full); `"-"` when the peer has no twin, `"not measured"` when it has one but no figure.
+enum Cell {
+    NoTwin,
+    NotMeasured(String),
+    Criterion(Median),
+    Peer(PeerFigure),
+}
+
+impl Cell {
+    fn ns(&self) -> Option<f64> {
+        match self {
+            Cell::Criterion(m) => Some(m.ns),
+            Cell::Peer(f) => Some(f.ns),
+            _ => None,
+        }
+    }
+
+    fn text(&self, ours: Option<f64>, full: bool) -> String {
+        let ratio = match (ours, self.ns()) {
+            (Some(o), Some(p)) if p > 0.0 => format!(" (**{}**)", ratio_text(o / p)),
+            _ => String::new(),
+        };
+        match self {
+            Cell::NoTwin => "-".to_string(),
+            Cell::NotMeasured(why) if full && !why.is_empty() => format!("not measured ({why})"),
+            Cell::NotMeasured(_) => "not measured".to_string(),
+            Cell::Criterion(m) if full => {
+                format!("{} [{} - {}]{ratio}", human(m.ns), human(m.lo), human(m.hi))
+            }
+            Cell::Criterion(m) => format!("{}{ratio}", human(m.ns)),
+            Cell::Peer(f) => {
+                let allocs = f
+                    .allocs
+                    .map_or(String::new(), |a| format!(", {}", allocs_text(a)));
+                if full {
+                    format!(
+                        "{} [{} - {}]{allocs}{ratio}",
+                        human(f.ns),
+                        human(f.min),
+                        human(f.max)
+                    )
+                } else {
+                    format!("{}{allocs}{ratio}", human(f.ns))
+                }
+            }
+        }
+    }
+}
+
+fn ours_text(m: Option<Median>, full: bool) -> String {
+    match m {
+        None => "not measured".to_string(),
+        Some(m) if full => format!("{} [{} - {}]", human(m.ns), human(m.lo), human(m.hi)),
+        Some(m) => human(m.ns),
+    }
+}
+
+impl Data {
+    fn tokio_cell(w: &Workload, m: Option<Median>) -> Cell {
+        match (w.tokio, m) {
+            (None, _) => Cell::NoTwin,
+            (Some(_), Some(m)) => Cell::Criterion(m),
+            (Some(_), None) => Cell::NotMeasured(String::new()),
+        }
+    }
+
+    /// The Go or C++ figure of `id`, if that program has a twin of it.
+    fn peer_cell(&self, peer: Peer, id: &str, twin: bool) -> Cell {
+        if !twin {
+            return Cell::NoTwin;
+        }
+        let Some(file) = &self.peers else {
+            return Cell::NotMeasured(format!("no {PEERS_FILE}: run `{PEERS_COMMAND}`"));
+        };
+        if let Some(f) = file.figure(peer, id) {
+            return Cell::Peer(f.clone());
+        }
+        match file.run(peer).and_then(|r| r.skipped.clone()) {
+            Some(why) => Cell::NotMeasured(format!("skipped: {why}")),
+            None => Cell::NotMeasured(String::new()),
+        }
+    }
+
+    /// The figure a bar of `id` is judged on, if measured.
+    fn measured(&self, id: &str, measure: Measure) -> Option<f64> {
+        if id == "deadline/fire" {
+            let d = self.deadline?;
+            return match measure {
+                Measure::MedianNs => Some(d.median_ns),
+                Measure::P99Ns => Some(d.p99_ns),
                 _ => None,
             };
-            r.ratio().map(|x| (r.w.id, x, t))
-        })
-        .collect();
-    // Decades covering every ratio, every target and 1.
+        }
+        let (ours, tokio) = if id == WAKE.0 {
+            self.wake
+        } else if id == WAIT {
+            (self.wait.0, self.wait.1)
+        } else {
+            let k = WORKLOADS.iter().position(|w| w.id == id)?;
+            self.main[k]
+        };
+        match measure {
+            Measure::Ns => ours.map(|m| m.ns),
+            Measure::RatioTokio => Some(ours?.ns / tokio?.ns),
+            Measure::MedianNs | Measure::P99Ns => None,
+        }
+    }
+
+    /// The bars of `id` with their verdicts: `"ratio ≤ 0.3: missed"`; goals left out.
+    fn bar_text(&self, id: &str) -> String {
+        let parts: Vec<String> = BARS
+            .iter()
+            .filter(|b| b.id == id && !b.goal)
+            .map(|b| {
+                let verdict = match self.measured(id, b.measure) {
+                    Some(x) => mark(x <= b.limit),
+                    None => "not measured",
+                };
+                format!("{}: {verdict}", bar_condition(b))
+            })
+            .collect();
+        if parts.is_empty() {
+            "-".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// Dates of the criterion results used: the oldest and the newest.
+    fn criterion_span(&self) -> Option<(u64, u64)> {
+        let all: Vec<u64> = self
+            .main
+            .iter()
+            .flat_map(|(a, b)| [*a, *b])
+            .chain([self.wake.0, self.wake.1, self.wait.0, self.wait.1])
+            .chain([self.wait.2, self.grpc.0, self.grpc.1])
+            .flatten()
+            .map(|m| m.written)
+            .chain(self.deadline.map(|d| d.written))
+            .collect();
+        Some((*all.iter().min()?, *all.iter().max()?))
+    }
+}
+
+/// `ratio ≤ 0.3`, `≤ 50 ns`, `median ≤ 1 ms`.
+fn bar_condition(b: &Bar) -> String {
+    match b.measure {
+        Measure::RatioTokio => format!("ratio ≤ {}", b.limit),
+        Measure::Ns => format!("≤ {}", limit_text(b.limit)),
+        Measure::MedianNs => format!("median ≤ {}", limit_text(b.limit)),
+        Measure::P99Ns => format!("p99 ≤ {}", limit_text(b.limit)),
+    }
+}
+
+fn read_data(dirs: &[PathBuf]) -> Result<Data> {
+    let med = |id: &str| read_median(dirs, id);
+    let mut main = Vec::new();
+    for w in &WORKLOADS {
+        let t = match w.tokio {
+            Some(t) => med(t)?,
+            None => None,
+        };
+        main.push((med(w.id)?, t));
+    }
+    let peers_path = find_result_file(PEERS_FILE);
+    let peers = match &peers_path {
+        Some(p) => {
+            let text = fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            Some(PeersFile::from_json(&text).map_err(|e| format!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let commit = output(cmd("git", &["describe", "--always", "--dirty"])).unwrap_or_default();
+    Ok(Data {
+        main,
+        wake: (med(WAKE.0)?, med(WAKE.1)?),
+        wait: (med(WAIT)?, med(WAIT_TOKIO)?, med(WAIT_CONDVAR)?),
+        grpc: (med(GRPC.0)?, med(GRPC.1)?),
+        deadline: read_deadline_fire()?,
+        floor: med("floor/black_box_ctx")?,
+        peers,
+        criterion_dirs: dirs.to_vec(),
+        peers_path,
+        machine: machine(),
+        commit: commit.trim().to_string(),
+        tokio_version: locked_version("tokio-util").unwrap_or_else(|| "?".into()),
+        criterion_version: locked_version("criterion").unwrap_or_else(|| "?".into()),
+    })
+}
+
+/// The main table: every workload of [`WORKLOADS`], stopwire beside the three peers.
+fn main_table(d: &Data, full: bool) -> String {
+    let mut s = String::new();
+    let peers = [Peer::Tokio, Peer::Go, Peer::Cxx];
+    if full {
+        s.push_str("| workload | what one iteration does | stopwire median [95 % CI]");
+    } else {
+        s.push_str("| workload | stopwire");
+    }
+    for p in peers {
+        let _ = write!(s, " | {}", p.title());
+    }
+    s.push_str(" | bar |\n|---|");
+    if full {
+        s.push_str("---|");
+    }
+    s.push_str("---|---|---|---|---|\n");
+    for (w, (ours, tokio)) in WORKLOADS.iter().zip(&d.main) {
+        let o = ours.map(|m| m.ns);
+        let _ = write!(s, "| `{}` |", w.id);
+        if full {
+            let _ = write!(s, " {} |", w.what);
+        }
+        let _ = write!(s, " {} |", ours_text(*ours, full));
+        let cells = [
+            Data::tokio_cell(w, *tokio),
+            d.peer_cell(Peer::Go, w.id, w.go),
+            d.peer_cell(Peer::Cxx, w.id, w.cxx),
+        ];
+        for c in &cells {
+            let _ = write!(s, " {} |", c.text(o, full));
+        }
+        let _ = writeln!(s, " {} |", d.bar_text(w.id));
+    }
+    s
+}
+
+/// The waiting rows: `wait/thread`, `wake/1000`, `deadline/fire`.
+fn waiting_table(d: &Data, full: bool) -> String {
+    let mut s = String::from(
+        "| waiting | stopwire | tokio-util | std `Condvar` | bar |\n|---|---|---|---|---|\n",
+    );
+    let cell = |m: Option<Median>| match m {
+        Some(m) => Cell::Criterion(m),
+        None => Cell::NotMeasured(String::new()),
+    };
+    let (ours, tokio, condvar) = d.wait;
+    let o = ours.map(|m| m.ns);
+    let _ = writeln!(
+        s,
+        "| `{WAIT}` | {} | {} | {} | {} |",
+        ours_text(ours, full),
+        cell(tokio).text(o, full),
+        cell(condvar).text(o, full),
+        d.bar_text(WAIT)
+    );
+    let (ours, tokio) = d.wake;
+    let _ = writeln!(
+        s,
+        "| `{}` | {} | {} | - | {} |",
+        WAKE.0,
+        ours_text(ours, full),
+        cell(tokio).text(ours.map(|m| m.ns), full),
+        d.bar_text(WAKE.0)
+    );
+    let fire = match d.deadline {
+        Some(f) if full => format!(
+            "median {} late, p99 {} ({} samples)",
+            human(f.median_ns),
+            human(f.p99_ns),
+            f.samples
+        ),
+        Some(f) => format!("median {}, p99 {}", human(f.median_ns), human(f.p99_ns)),
+        None => "not measured".to_string(),
+    };
+    let _ = writeln!(
+        s,
+        "| `deadline/fire` | {fire} | - | - | {} |",
+        d.bar_text("deadline/fire")
+    );
+    s
+}
+
+/// The gRPC line: the call with stopwire's propagation against the same call without it.
+fn grpc_line(d: &Data) -> String {
+    match d.grpc {
+        (Some(p), Some(b)) => format!(
+            "`{}`: {} per call; `{}` (the same call without stopwire): {}; stopwire adds {} ({:+.1} %).",
+            GRPC.0,
+            human(p.ns),
+            GRPC.1,
+            human(b.ns),
+            human(p.ns - b.ns),
+            (p.ns / b.ns - 1.0) * 100.0
+        ),
+        (p, b) => format!(
+            "`{}`: {}; `{}`: {}.",
+            GRPC.0,
+            ours_text(p, false),
+            GRPC.1,
+            ours_text(b, false)
+        ),
+    }
+}
+
+/// Every bar and goal with the figure it is judged on and the verdict.
+fn bars_table(d: &Data) -> String {
+    let mut s =
+        String::from("| row | bar or goal | from | measured | verdict |\n|---|---|---|---|---|\n");
+    let mut all: Vec<&Bar> = BARS.iter().collect();
+    all.sort_by_key(|b| b.goal);
+    for b in all {
+        let measured = d.measured(b.id, b.measure);
+        let figure = match (measured, b.measure) {
+            (None, _) => "not measured".to_string(),
+            (Some(x), Measure::RatioTokio) => ratio_text(x),
+            (Some(x), _) => human(x),
+        };
+        let verdict = measured.map_or("not measured", |x| mark(x <= b.limit));
+        let _ = writeln!(
+            s,
+            "| `{}` | {} {} | {} | {figure} | {verdict} |",
+            b.id,
+            if b.goal { "goal" } else { "bar" },
+            bar_condition(b),
+            b.source
+        );
+    }
+    s
+}
+
+/// The peers' description, versions and date, for the header of the report.
+fn peers_lines(d: &Data) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "- **tokio-util** {} `CancellationToken`: in the same criterion binary and run, ids prefixed `tokio_`",
+        d.tokio_version
+    );
+    match &d.peers {
+        None => {
+            let _ = writeln!(
+                s,
+                "- **Go and C++**: not measured (no `{PEERS_FILE}`; `{PEERS_COMMAND}` writes it)"
+            );
+        }
+        Some(p) => {
+            for (peer, what) in [
+                (Peer::Go, "`context` (programs in `benches/peers/go`, `testing.Benchmark`, allocations counted by the Go runtime)"),
+                (Peer::Cxx, "`std::stop_token`, a child being a `stop_source` linked to its parent by a `stop_callback` (`benches/peers/cpp`; allocations counted by a replacement `operator new`)"),
+            ] {
+                let name = if peer == Peer::Go { "Go" } else { "C++20" };
+                match p.run(peer) {
+                    Some(r) if r.skipped.is_none() => {
+                        let _ = writeln!(
+                            s,
+                            "- **{name}** {what}: `{}`; `{}`; median of the runs' ns per operation, [fastest - slowest run]",
+                            r.tool, r.command
+                        );
+                    }
+                    Some(r) => {
+                        let _ = writeln!(
+                            s,
+                            "- **{name}**: not measured ({})",
+                            r.skipped.as_deref().unwrap_or("")
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(s, "- **{name}**: not in `{PEERS_FILE}`");
+                    }
+                }
+            }
+            let _ = writeln!(
+                s,
+                "- **Peers measured** {} by `{PEERS_COMMAND}`{} (load average before: {}){}",
+                utc(p.date),
+                if p.quick {
+                    " --quick (indicative only)"
+                } else {
+                    ""
+                },
+                if p.loadavg.is_empty() {
+                    "?"
+                } else {
+                    &p.loadavg
+                },
+                if p.machine == d.machine {
+                    String::new()
+                } else {
+                    format!("; on another machine: {}", p.machine)
+                }
+            );
+        }
+    }
+    s
+}
+
+/// Warnings about results that are not of one sitting.
+fn sitting_warning(d: &Data) -> Option<String> {
+    let (lo, hi) = d.criterion_span()?;
+    let mut w = Vec::new();
+    if hi - lo > SITTING_SECS {
+        w.push(format!(
+            "criterion's results span {} to {}",
+            utc(lo),
+            utc(hi)
+        ));
+    }
+    if let Some(p) = &d.peers {
+        if p.date.abs_diff(hi) > SITTING_SECS && p.date.abs_diff(lo) > SITTING_SECS {
+            w.push(format!(
+                "the peers were measured {} but criterion {} to {}",
+                utc(p.date),
+                utc(lo),
+                utc(hi)
+            ));
+        }
+    }
+    (!w.is_empty()).then(|| format!("**Not one sitting**: {}.", w.join("; ")))
+}
+
+/// The ids that have no figure in this report (the Go/C++ cells are listed in the table).
+fn missing(d: &Data) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    for (w, (o, t)) in WORKLOADS.iter().zip(&d.main) {
+        if o.is_none() {
+            v.push(w.id);
+        }
+        if let (Some(id), None) = (w.tokio, t) {
+            v.push(id);
+        }
+    }
+    for (id, m) in [
+        (WAKE.0, d.wake.0),
+        (WAKE.1, d.wake.1),
+        (WAIT, d.wait.0),
+        (WAIT_TOKIO, d.wait.1),
+        (WAIT_CONDVAR, d.wait.2),
+        (GRPC.0, d.grpc.0),
+        (GRPC.1, d.grpc.1),
+    ] {
+        if m.is_none() {
+            v.push(id);
+        }
+    }
+    if d.deadline.is_none() {
+        v.push("deadline/fire");
+    }
+    v
+}
+
+/// The ids of `BENCHMARKS.md` (and their tokio-util twins) that a full report requires.
+fn required_missing(d: &Data) -> Vec<&'static str> {
+    let optional = [
+        WAIT,
+        WAIT_TOKIO,
+        WAIT_CONDVAR,
+        GRPC.0,
+        GRPC.1,
+        "deadline/fire",
+    ];
+    missing(d)
+        .into_iter()
+        .filter(|id| !optional.contains(id))
+        .collect()
+}
+
+fn commands(d: &Data) -> String {
+    format!(
+        "`{PEERS_COMMAND}`, then `{BENCH_COMMAND}` (criterion {}; 1 s warm-up, 2 s measurement, 50 \
+         samples per workload; `wake/1000`: 0.5 s, 1 s, 10 samples), then `cargo xtask bench-report`",
+        d.criterion_version
+    )
+}
+
+fn markdown(d: &Data, date: &str) -> String {
+    let mut md = String::new();
+    md.push_str("# Benchmarks: stopwire beside tokio-util, Go and C++\n\n");
+    md.push_str(
+        "Generated by `cargo xtask bench-report` from criterion's results and the peers' file; do \
+         not edit by hand.\n\n",
+    );
+    let _ = writeln!(md, "- **Machine**: {}", d.machine);
+    let _ = writeln!(md, "- **Date of the run**: {date}");
+    if !d.commit.is_empty() {
+        let _ = writeln!(
+            md,
+            "- **Source tree when this report was made** (make it right after the run): `{}`",
+            d.commit
+        );
+    }
+    let _ = writeln!(md, "- **Commands**: {}", commands(d));
+    md.push_str(&peers_lines(d));
+    md.push_str(
+        "- **Cells**: the median time per iteration, with criterion's 95 % confidence interval \
+         (stopwire, tokio-util) or the fastest and slowest of the repeated runs (Go, C++), then the \
+         heap allocations per operation where the peer counts them; in bold the **ratio** stopwire \
+         median / peer median (lower is better). `-`: the peer has no such operation; \"not \
+         measured\": it has, but this run has no figure. Machines like this one are shared and \
+         noisy: ratios within one sitting are the figures to trust, absolute times are indicative.\n",
+    );
+    if let Some(w) = sitting_warning(d) {
+        let _ = writeln!(md, "\n{w}");
+    }
+    md.push('\n');
+    md.push_str(&main_table(d, true));
+    if let Some(f) = d.floor {
+        let _ = writeln!(
+            md,
+            "\nHarness floor (`floor/black_box_ctx`: criterion's loop and the `black_box` of the \
+             view, no check): {} per iteration; the stopwire check rows include it.",
+            human(f.ns)
+        );
+    }
+    md.push_str("\n## Waiting\n\n");
+    md.push_str(&waiting_table(d, true));
+    let _ = writeln!(
+        md,
+        "\n`{WAIT}`: a thread blocked in a wait, woken by a cancel from another thread; the peers \
+         are tokio-util's `cancelled()` under a `block_on` (`{WAIT_TOKIO}`) and a bare \
+         `std::sync::Condvar` notify (`{WAIT_CONDVAR}`). `deadline/fire`: how late after its \
+         deadline an `after_func` callback runs with the host deadline driver (from \
+         `{DEADLINE_FILE}`), a latency rather than a ratio."
+    );
+    md.push_str("\n## gRPC\n\n");
+    md.push_str(&grpc_line(d));
+    md.push_str("\n\n## Bars and goals\n\n");
+    md.push_str(
+        "Bars must hold in the committed report; goals are where to aim. Ratios are to tokio-util \
+         in the same run; absolute limits are for this kind of machine.\n\n",
+    );
+    md.push_str(&bars_table(d));
+    md.push_str("\n![ratios](benchmarks.svg)\n\n");
+    md.push_str(
+        "## How the peers do each workload\n\n\
+         - Go: `Err()` is the check (it takes the context's mutex); a child is `WithCancel` or \
+         `WithTimeout` of the parent, canceled by its `CancelFunc`, which also unlinks it from the \
+         parent (the rest of a release is the garbage collector's, whose cost the runs include); \
+         in the trees every `CancelFunc` is called after the root's, as `defer cancel()` would; \
+         value keys are one integer type with ten distinct values, as stopwire's; contended runs \
+         two goroutines on `GOMAXPROCS=2` with `RunParallel`.\n\
+         - C++: `stop_requested()` is the check (one load, at any depth: there is no chain to \
+         walk, so only depth 1 is measured); a child is a `stop_source` (one heap allocation for \
+         its shared state) and a `stop_callback` on the parent's token that requests stop on it; \
+         release destroys the callback (unregistering it) and the source. `std::stop_token` has \
+         no deadlines and no values.\n\
+         - tokio-util has no deadlines and no values either.\n\n",
+    );
+    md.push_str(
+        "How each stopwire workload is built (setup outside the timed part, `black_box` on the \
+         context) is written at the top of `benches/context.rs`; the peers' at the top of their \
+         programs. Where stopwire's time goes: [benchmarks-profile.md](benchmarks-profile.md).\n",
+    );
+    let missing = missing(d);
+    if !missing.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n**Not measured in this run**: {}.",
+            missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    md
+}
+
+fn headline(d: &Data, date: &str) -> String {
+    let mut s = main_table(d, false);
+    s.push('\n');
+    s.push_str(&waiting_table(d, false));
+    if d.grpc.0.is_some() {
+        let _ = writeln!(s, "\n{}", grpc_line(d));
+    }
+    let _ = writeln!(
+        s,
+        "\n<sub>Peer cells: median (**stopwire ÷ peer**). {date}; {}; {} (see docs/benchmarks.md).</sub>",
+        d.machine,
+        commands(d)
+    );
+    if let Some(w) = sitting_warning(d) {
+        let _ = writeln!(s, "\n<sub>{w}</sub>");
+    }
+    s
+}
+
+/// One workload in the chart: its id, stopwire's ratio to each peer (tokio-util, Go, C++), and
+/// the bar on the ratio to tokio-util.
+type Group<'a> = (&'a str, [Option<f64>; 3], Option<f64>);
+
+/// A horizontal bar chart of stopwire's ratio to each peer on a log scale, one group of bars per
+/// workload, the row's tokio-util bar as a dashed tick and parity as a dark line: written by hand,
+/// so the report needs no plotting crate.
+fn svg(d: &Data, stamp: &str) -> String {
+    const COLORS: [(Peer, &str); 3] = [
+        (Peer::Tokio, "#1565c0"),
+        (Peer::Go, "#00897b"),
+        (Peer::Cxx, "#ef6c00"),
+    ];
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let limit = |id: &str| {
+        BARS.iter()
+            .find(|b| b.id == id && !b.goal && b.measure == Measure::RatioTokio)
+            .map(|b| b.limit)
+    };
+    for (w, (ours, tokio)) in WORKLOADS.iter().zip(&d.main) {
+        let Some(o) = ours else { continue };
+        let r = |c: Cell| c.ns().map(|p| o.ns / p);
+        let ratios = [
+            tokio.map(|t| o.ns / t.ns),
+            r(d.peer_cell(Peer::Go, w.id, w.go)),
+            r(d.peer_cell(Peer::Cxx, w.id, w.cxx)),
+        ];
+        if ratios.iter().any(Option::is_some) {
+            groups.push((w.id, ratios, limit(w.id)));
+        }
+    }
+    for (id, (o, t)) in [(WAIT, (d.wait.0, d.wait.1)), (WAKE.0, d.wake)] {
+        if let (Some(o), Some(t)) = (o, t) {
+            groups.push((id, [Some(o.ns / t.ns), None, None], limit(id)));
+        }
+    }
     let mut lo = 0.1f64;
     let mut hi = 1.0f64;
-    for &(_, x, t) in &bars {
-        lo = lo.min(x / 1.5).min(t.unwrap_or(1.0) / 1.5);
-        hi = hi.max(x);
+    for (_, ratios, t) in &groups {
+        for x in ratios.iter().flatten() {
+            lo = lo.min(x / 1.5);
+            hi = hi.max(*x * 1.2);
+        }
+        if let Some(t) = t {
+            lo = lo.min(t / 1.5);
+        }
     }
     let lo_dec = lo.log10().floor() as i32;
     let hi_dec = (hi.log10().ceil() as i32).max(lo_dec + 1);
-    let (left, right, top, row_h) = (200.0, 40.0, 60.0, 34.0);
+    let (left, right, top, bar_h, gap) = (200.0, 50.0, 80.0, 9.0, 10.0);
+    let group_h = |g: &[Option<f64>; 3]| g.iter().filter(|x| x.is_some()).count() as f64 * bar_h;
+    let plot_h: f64 = groups.iter().map(|g| group_h(&g.1) + gap).sum();
     let plot_w = 520.0;
     let width = left + plot_w + right;
-    let height = top + row_h * bars.len() as f64 + 60.0;
+    let height = top + plot_h + 60.0;
     let x_of =
         |v: f64| left + (v.log10() - f64::from(lo_dec)) / f64::from(hi_dec - lo_dec) * plot_w;
     let mut s = String::new();
@@ -385,20 +1537,29 @@ fn svg(rows: &[Row<'_>], stamp: &str) -> String {
     let _ = writeln!(
         s,
         r##"<rect width="100%" height="100%" fill="#ffffff"/>
-<text x="{}" y="24" font-size="16" text-anchor="middle">stopwire time / tokio-util time (log scale; lower is better)</text>
-<text x="{}" y="44" font-size="11" text-anchor="middle" fill="#555555">{}</text>"##,
+<text x="{}" y="22" font-size="16" text-anchor="middle">stopwire time / peer time (log scale; lower is better)</text>
+<text x="{}" y="40" font-size="11" text-anchor="middle" fill="#555555">{}</text>"##,
         width / 2.0,
         width / 2.0,
         xml_escape(stamp)
     );
-    let bottom = top + row_h * bars.len() as f64;
-    // Grid: 1, 2, 5 per decade.
+    // Legend.
+    for (k, (p, color)) in COLORS.iter().enumerate() {
+        let x = left + 170.0 * k as f64;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="52" width="12" height="12" fill="{color}"/><text x="{}" y="62" font-size="12">{}</text>"#,
+            x + 16.0,
+            xml_escape(&p.title().replace('`', ""))
+        );
+    }
+    let bottom = top + plot_h;
     for dec in lo_dec..=hi_dec {
         for m in [1.0, 2.0, 5.0] {
-            let v = m * 10f64.powi(dec);
             if dec == hi_dec && m > 1.0 {
                 continue;
             }
+            let v = m * 10f64.powi(dec);
             let x = x_of(v);
             let (stroke, w) = if m == 1.0 {
                 ("#999999", 1.0)
@@ -425,49 +1586,53 @@ fn svg(rows: &[Row<'_>], stamp: &str) -> String {
     let _ = writeln!(
         s,
         r##"<line x1="{one:.1}" y1="{}" x2="{one:.1}" y2="{}" stroke="#333333" stroke-width="1.5"/>"##,
-        top - 6.0,
+        top - 4.0,
         bottom + 4.0
     );
-    for (k, &(id, x, t)) in bars.iter().enumerate() {
-        let y = top + row_h * k as f64;
-        let base = x_of(10f64.powi(lo_dec));
-        let end = x_of(x);
-        let met = t.is_none_or(|t| x <= t);
-        let fill = if met { "#2e7d32" } else { "#c62828" };
+    let base = x_of(10f64.powi(lo_dec));
+    let mut y = top + gap / 2.0;
+    for (id, ratios, t) in &groups {
+        let h = group_h(ratios);
         let _ = writeln!(
             s,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
             left - 8.0,
-            y + row_h / 2.0 + 4.0,
+            y + h / 2.0 + 4.0,
             xml_escape(id)
         );
-        let _ = writeln!(
-            s,
-            r#"<rect x="{base:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{fill}"/>"#,
-            y + 6.0,
-            (end - base).max(1.0),
-            row_h - 12.0
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
-            end + 4.0,
-            y + row_h / 2.0 + 4.0,
-            ratio_text(Some(x))
-        );
+        let mut by = y;
+        for (x, (_, color)) in ratios.iter().zip(COLORS) {
+            let Some(x) = x else { continue };
+            let end = x_of(*x);
+            let _ = writeln!(
+                s,
+                r#"<rect x="{base:.1}" y="{by:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
+                (end - base).max(1.0),
+                bar_h - 1.0
+            );
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" font-size="10">{}</text>"#,
+                end + 3.0,
+                by + bar_h - 1.5,
+                ratio_text(*x)
+            );
+            by += bar_h;
+        }
         if let Some(t) = t {
-            let tx = x_of(t);
+            let tx = x_of(*t);
             let _ = writeln!(
                 s,
                 r##"<line x1="{tx:.1}" y1="{:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#000000" stroke-width="2" stroke-dasharray="3,2"/>"##,
-                y + 2.0,
-                y + row_h - 2.0
+                y - 2.0,
+                y + h + 2.0
             );
         }
+        y += h + gap;
     }
     let _ = writeln!(
         s,
-        r##"<text x="{}" y="{:.1}" font-size="11" text-anchor="middle" fill="#555555">bars: ratio of medians (green: target met, red: missed); dashed ticks: targets of issue 5; dark line: parity</text>"##,
+        r##"<text x="{}" y="{:.1}" font-size="11" text-anchor="middle" fill="#555555">bars: ratio of medians; dashed ticks: bars on the ratio to tokio-util; dark line: parity</text>"##,
         width / 2.0,
         bottom + 40.0
     );
@@ -475,8 +1640,7 @@ fn svg(rows: &[Row<'_>], stamp: &str) -> String {
     s
 }
 
-/// Replaces the README's table between the markers, or inserts a section with them before
-/// `## License` the first time.
+/// Replaces the README's table between the markers (which must exist).
 fn update_readme(headline: &str) -> Result {
     let path = root().join("README.md");
     let readme = fs::read_to_string(&path).map_err(|e| format!("README.md: {e}"))?;
@@ -486,20 +1650,9 @@ fn update_readme(headline: &str) -> Result {
             format!("{}{block}{}", &readme[..a], &readme[b + README_END.len()..])
         }
         _ => {
-            let at = readme
-                .find("\n## License")
-                .map(|i| i + 1)
-                .ok_or("README.md has neither the bench-report markers nor `## License`")?;
-            let section = format!(
-                "## Performance\n\n\
-                 Ratios of medians, stopwire / tokio-util `CancellationToken`, measured in one run on the \
-                 same machine (lower is better; the targets are those of issue 5). Full table, machine, \
-                 and the rows without a peer: [docs/benchmarks.md](docs/benchmarks.md); chart: \
-                 [docs/benchmarks.svg](docs/benchmarks.svg). Regenerate with `{BENCH_COMMAND}` then \
-                 `cargo xtask bench-report`; where the time goes: \
-                 [docs/benchmarks-profile.md](docs/benchmarks-profile.md).\n\n{block}\n\n"
-            );
-            format!("{}{section}{}", &readme[..at], &readme[at..])
+            return Err(format!(
+                "README.md has no `{README_START}` ... `{README_END}` markers for the table"
+            ))
         }
     };
     if new != readme {
@@ -516,125 +1669,334 @@ pub(crate) fn smoke() -> Result {
     run(cmd("cargo", &args)).map(|_| ())
 }
 
-/// The task. `--partial` writes the report even if some workloads have no results yet.
+/// The task `bench-report`. `--partial` writes the report even if workloads of `BENCHMARKS.md`
+/// or the peers' file have no results yet (they are written "not measured").
 pub(crate) fn report(args: &[String]) -> Result {
     let partial = args.iter().any(|a| a == "--partial");
-    let dir = criterion_dir();
-    let mut rows = Vec::new();
-    let mut missing = Vec::new();
-    for w in &WORKLOADS {
-        let ours = read_median(&dir, w.id)?;
-        let peer = match w.peer {
-            Some(p) => {
-                let m = read_median(&dir, p)?;
-                if m.is_none() {
-                    missing.push(p);
-                }
-                m
-            }
-            None => None,
-        };
-        match ours {
-            Some(ours) => rows.push(Row { w, ours, peer }),
-            None => missing.push(w.id),
-        }
-    }
-    if !missing.is_empty() && !partial {
+    if let Some(a) = args.iter().find(|a| *a != "--partial") {
         return Err(format!(
-            "no criterion results in {} for: {} (run `{BENCH_COMMAND}` first)",
-            dir.display(),
-            missing.join(", ")
+            "bench-report: unknown argument `{a}` (only --partial)"
         ));
     }
-    let newest = rows
-        .iter()
-        .flat_map(|r| std::iter::once(r.ours.written).chain(r.peer.map(|p| p.written)))
-        .max()
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        });
-    let date = utc(newest);
-    let machine = machine();
+    let dirs = criterion_dirs();
+    let d = read_data(&dirs)?;
+    let required = required_missing(&d);
+    if !partial {
+        if !required.is_empty() {
+            return Err(format!(
+                "no criterion results in {} for: {} (run `{BENCH_COMMAND}` first, or pass --partial)",
+                if dirs.is_empty() {
+                    "any criterion directory".to_string()
+                } else {
+                    dirs.iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                required.join(", ")
+            ));
+        }
+        if d.peers.is_none() {
+            return Err(format!(
+                "no {PEERS_FILE} in {} (run `{PEERS_COMMAND}` first, or pass --partial)",
+                results_dir().display()
+            ));
+        }
+    }
+    let date = match d.criterion_span() {
+        Some((lo, hi)) if utc(lo) == utc(hi) => utc(hi),
+        Some((lo, hi)) => format!("{} to {}", utc(lo), utc(hi)),
+        None => format!("{} (no criterion results)", utc(now())),
+    };
 
-    let mut md = String::new();
-    md.push_str("# Benchmarks: stopwire against tokio-util\n\n");
-    md.push_str(
-        "Generated by `cargo xtask bench-report` from criterion's results; do not edit by hand.\n\n",
-    );
-    let _ = writeln!(md, "- **Machine**: {machine}");
-    let _ = writeln!(md, "- **Date of the run**: {date}");
-    let commit = output(cmd("git", &["describe", "--always", "--dirty"])).unwrap_or_default();
-    if !commit.trim().is_empty() {
-        let _ = writeln!(
-            md,
-            "- **Source tree when this report was made** (make it right after the run): `{}`",
-            commit.trim()
-        );
-    }
-    let _ = writeln!(
-        md,
-        "- **Commands**: `{BENCH_COMMAND}` (criterion 0.8; 1 s warm-up, 2 s measurement, 50 samples per workload; `wake/1000`: 0.5 s, 1 s, 10 samples), then `cargo xtask bench-report`"
-    );
-    md.push_str(
-        "- **Peer**: tokio-util 0.7.20 `CancellationToken`, in the same bench binary and run, ids \
-         prefixed `tokio_`\n- **Medians** are criterion's median time per iteration with its 95 % \
-         confidence interval; **ratio** = stopwire median / tokio-util median (lower is better). \
-         Machines like this one are shared and noisy: the ratio is the figure to trust, the absolute \
-         times are indicative.\n\n",
-    );
-    md.push_str(&table(&rows, false));
-    if let Some(f) = read_median(&dir, "floor/black_box_ctx")? {
-        let _ = writeln!(
-            md,
-            "\nHarness floor (`floor/black_box_ctx`: criterion's loop and the `black_box` of the \
-             view, no check): {} per iteration; the check rows include it.",
-            human(f.ns)
-        );
-    }
-    md.push_str("\n![ratios](benchmarks.svg)\n\n");
-    md.push_str(
-        "Rows without a peer (`check/deadline`, `create_cancel/timeout`, `value/depth10`): tokio-util \
-         has no deadlines and no values. They are judged against the absolute targets of issue 5 and \
-         the figures of `BENCHMARKS.md` (Go 1.19: 375 ns for a create + cancel with timeout, 16 ns \
-         for a value at depth 10); there is no earlier stopwire release to compare with yet.\n\n",
-    );
-    md.push_str(
-        "How each workload is built (setup outside the timed part, `black_box` on the context) is \
-         written at the top of `benches/context.rs`. Where the time goes in the rows that miss their \
-         targets, with instruction counts: [benchmarks-profile.md](benchmarks-profile.md).\n",
-    );
-    if !missing.is_empty() {
-        let _ = writeln!(
-            md,
-            "\n**Not measured in this run**: {}.",
-            missing
-                .iter()
-                .map(|m| format!("`{m}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-
+    let md = markdown(&d, &date);
     let docs = root().join("docs");
     fs::create_dir_all(&docs).map_err(|e| format!("docs/: {e}"))?;
     fs::write(docs.join("benchmarks.md"), &md).map_err(|e| format!("docs/benchmarks.md: {e}"))?;
-    let stamp = format!("{date}; {machine}");
-    fs::write(docs.join("benchmarks.svg"), svg(&rows, &stamp))
+    let stamp = format!("{date}; {}", d.machine);
+    fs::write(docs.join("benchmarks.svg"), svg(&d, &stamp))
         .map_err(|e| format!("docs/benchmarks.svg: {e}"))?;
+    update_readme(&headline(&d, &date))?;
 
-    let mut headline = table(&rows, true);
-    let _ = writeln!(
-        headline,
-        "\n<sub>{date}; {machine}; `{BENCH_COMMAND}` then `cargo xtask bench-report`.</sub>"
+    println!("{}", main_table(&d, false));
+    println!("{}", waiting_table(&d, false));
+    println!("{}", bars_table(&d));
+    println!(
+        "criterion results read from: {}",
+        d.criterion_dirs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    update_readme(&headline)?;
-
-    println!("{}", table(&rows, false));
-    println!("machine: {machine}\ndate: {date}");
+    match &d.peers_path {
+        Some(p) => println!("peers read from: {}", p.display()),
+        None => println!("no {PEERS_FILE}: the Go and C++ cells say \"not measured\""),
+    }
+    if let Some(w) = sitting_warning(&d) {
+        println!("{w}");
+    }
+    let missing = missing(&d);
+    if !missing.is_empty() {
+        println!("not measured: {}", missing.join(", "));
+    }
     println!("wrote docs/benchmarks.md, docs/benchmarks.svg and the README table");
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small JSON reader and string quoting (xtask has no dependencies)
+// ---------------------------------------------------------------------------------------------
+
+mod json {
+    /// A parsed JSON value; objects keep their keys in order.
+    #[derive(Debug, Clone, PartialEq)]
+    pub(super) enum Value {
+        Null,
+        Bool(bool),
+        Num(f64),
+        Str(String),
+        Arr(Vec<Value>),
+        Obj(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        /// The member `k` of an object.
+        pub(super) fn get(&self, k: &str) -> Option<&Value> {
+            match self {
+                Value::Obj(m) => m.iter().find(|(n, _)| n == k).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+
+        pub(super) fn num(&self, k: &str) -> Option<f64> {
+            match self.get(k)? {
+                Value::Num(x) => Some(*x),
+                _ => None,
+            }
+        }
+
+        pub(super) fn str(&self, k: &str) -> Option<&str> {
+            match self.get(k)? {
+                Value::Str(s) => Some(s),
+                _ => None,
+            }
+        }
+
+        /// The array member `k`, or nothing.
+        pub(super) fn arr(&self, k: &str) -> &[Value] {
+            match self.get(k) {
+                Some(Value::Arr(a)) => a,
+                _ => &[],
+            }
+        }
+    }
+
+    /// Parses one JSON document (RFC 8259; nesting is bounded by the input's size).
+    pub(super) fn parse(text: &str) -> Result<Value, String> {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            src: text,
+            i: 0,
+        };
+        let v = p.value(0)?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(p.err("trailing characters"));
+        }
+        Ok(v)
+    }
+
+    /// A JSON string literal for `s`.
+    pub(super) fn quote(s: &str) -> String {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        src: &'a str,
+        i: usize,
+    }
+
+    /// Deeper documents are refused rather than risking the stack.
+    const MAX_DEPTH: usize = 64;
+
+    impl Parser<'_> {
+        fn err(&self, what: &str) -> String {
+            format!("JSON: {what} at byte {}", self.i)
+        }
+
+        fn ws(&mut self) {
+            while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+                self.i += 1;
+            }
+        }
+
+        fn eat(&mut self, b: u8) -> bool {
+            self.ws();
+            if self.s.get(self.i) == Some(&b) {
+                self.i += 1;
+                true
+            } else {
+                false
+            }
+        }
+
+        fn literal(&mut self, word: &str, v: Value) -> Result<Value, String> {
+            if self.s[self.i..].starts_with(word.as_bytes()) {
+                self.i += word.len();
+                Ok(v)
+            } else {
+                Err(self.err("unknown literal"))
+            }
+        }
+
+        fn value(&mut self, depth: usize) -> Result<Value, String> {
+            if depth > MAX_DEPTH {
+                return Err(self.err("nesting too deep"));
+            }
+            self.ws();
+            match self.s.get(self.i) {
+                None => Err(self.err("unexpected end")),
+                Some(b'{') => {
+                    self.i += 1;
+                    let mut members = Vec::new();
+                    if self.eat(b'}') {
+                        return Ok(Value::Obj(members));
+                    }
+                    loop {
+                        self.ws();
+                        let k = self.string()?;
+                        if !self.eat(b':') {
+                            return Err(self.err("expected ':'"));
+                        }
+                        members.push((k, self.value(depth + 1)?));
+                        if self.eat(b',') {
+                            continue;
+                        }
+                        if self.eat(b'}') {
+                            return Ok(Value::Obj(members));
+                        }
+                        return Err(self.err("expected ',' or '}'"));
+                    }
+                }
+                Some(b'[') => {
+                    self.i += 1;
+                    let mut items = Vec::new();
+                    if self.eat(b']') {
+                        return Ok(Value::Arr(items));
+                    }
+                    loop {
+                        items.push(self.value(depth + 1)?);
+                        if self.eat(b',') {
+                            continue;
+                        }
+                        if self.eat(b']') {
+                            return Ok(Value::Arr(items));
+                        }
+                        return Err(self.err("expected ',' or ']'"));
+                    }
+                }
+                Some(b'"') => self.string().map(Value::Str),
+                Some(b't') => self.literal("true", Value::Bool(true)),
+                Some(b'f') => self.literal("false", Value::Bool(false)),
+                Some(b'n') => self.literal("null", Value::Null),
+                Some(_) => self.number(),
+            }
+        }
+
+        fn number(&mut self) -> Result<Value, String> {
+            let start = self.i;
+            while self.i < self.s.len()
+                && matches!(
+                    self.s[self.i],
+                    b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'
+                )
+            {
+                self.i += 1;
+            }
+            self.src[start..self.i]
+                .parse()
+                .map(Value::Num)
+                .map_err(|_| self.err("bad number"))
+        }
+
+        fn hex4(&mut self) -> Result<u32, String> {
+            let h = self
+                .src
+                .get(self.i..self.i + 4)
+                .ok_or_else(|| self.err("short \\u escape"))?;
+            let v = u32::from_str_radix(h, 16).map_err(|_| self.err("bad \\u escape"))?;
+            self.i += 4;
+            Ok(v)
+        }
+
+        fn string(&mut self) -> Result<String, String> {
+            if self.s.get(self.i) != Some(&b'"') {
+                return Err(self.err("expected a string"));
+            }
+            self.i += 1;
+            let mut out = String::new();
+            loop {
+                let start = self.i;
+                while self.i < self.s.len() && !matches!(self.s[self.i], b'"' | b'\\') {
+                    self.i += 1;
+                }
+                // Both stops are ASCII, so the slice is whole UTF-8.
+                out.push_str(&self.src[start..self.i]);
+                match self.s.get(self.i) {
+                    None => return Err(self.err("unterminated string")),
+                    Some(b'"') => {
+                        self.i += 1;
+                        return Ok(out);
+                    }
+                    Some(_) => {
+                        self.i += 1;
+                        let e = *self.s.get(self.i).ok_or_else(|| self.err("bad escape"))?;
+                        self.i += 1;
+                        match e {
+                            b'"' => out.push('"'),
+                            b'\\' => out.push('\\'),
+                            b'/' => out.push('/'),
+                            b'b' => out.push('\u{8}'),
+                            b'f' => out.push('\u{c}'),
+                            b'n' => out.push('\n'),
+                            b'r' => out.push('\r'),
+                            b't' => out.push('\t'),
+                            b'u' => {
+                                let mut c = self.hex4()?;
+                                if (0xd800..0xdc00).contains(&c)
+                                    && self.s[self.i..].starts_with(b"\\u")
+                                {
+                                    self.i += 2;
+                                    let low = self.hex4()?;
+                                    c = 0x10000
+                                        + ((c - 0xd800) << 10)
+                                        + (low.wrapping_sub(0xdc00) & 0x3ff);
+                                }
+                                out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
+                            }
+                            _ => return Err(self.err("bad escape")),
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -649,11 +2011,212 @@ mod tests {
     }
 
     #[test]
-    fn number_after_reads_criterion_json() {
+    fn json_reads_criterion_estimates() {
         let j = r#"{"mean":{"point_estimate":9.0},"median":{"confidence_interval":{"confidence_level":0.95,"lower_bound":1.25,"upper_bound":1.5e0},"point_estimate":1.37,"standard_error":0.06}}"#;
-        let m = j.find("\"median\":").unwrap();
-        assert_eq!(number_after(j, m, "point_estimate"), Some(1.37));
-        assert_eq!(number_after(j, m, "lower_bound"), Some(1.25));
-        assert_eq!(number_after(j, m, "upper_bound"), Some(1.5));
+        let v = json::parse(j).unwrap();
+        let m = v.get("median").unwrap();
+        assert_eq!(m.num("point_estimate"), Some(1.37));
+        let ci = m.get("confidence_interval").unwrap();
+        assert_eq!(ci.num("lower_bound"), Some(1.25));
+        assert_eq!(ci.num("upper_bound"), Some(1.5));
+    }
+
+    #[test]
+    fn json_strings_round_trip_and_errors_are_refused() {
+        let s = "g++ \"12\"\\ \n\tµ";
+        assert_eq!(
+            json::parse(&json::quote(s)).unwrap(),
+            json::Value::Str(s.to_string())
+        );
+        assert_eq!(
+            json::parse(r#""\u00b5\ud83d\ude00""#).unwrap(),
+            json::Value::Str("µ😀".to_string())
+        );
+        for bad in ["{", "{\"a\" 1}", "[1,]", "\"open", "1 2", "nul"] {
+            assert!(json::parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    fn figure(id: &str, peer: Peer, ns: f64, allocs: Option<f64>) -> PeerFigure {
+        PeerFigure {
+            id: id.into(),
+            peer: peer.key().into(),
+            ns,
+            min: ns * 0.9,
+            max: ns * 1.1,
+            runs: 11,
+            allocs,
+        }
+    }
+
+    fn sample_peers() -> PeersFile {
+        PeersFile {
+            date: 1_795_631_400,
+            machine: "cpu \"x\"".into(),
+            loadavg: "0.1 0.2 0.3".into(),
+            quick: false,
+            runs: vec![
+                PeerRun {
+                    peer: "go".into(),
+                    tool: "go version go1.19.8".into(),
+                    command: "go build".into(),
+                    skipped: None,
+                },
+                PeerRun {
+                    peer: "cxx".into(),
+                    tool: String::new(),
+                    command: String::new(),
+                    skipped: Some("`g++` is not on PATH".into()),
+                },
+            ],
+            figures: vec![
+                figure("create_cancel/cancel", Peer::Go, 100.0, Some(2.0)),
+                figure("check/depth1", Peer::Go, 10.0, Some(0.0)),
+            ],
+        }
+    }
+
+    #[test]
+    fn peers_file_round_trips() {
+        let p = sample_peers();
+        assert_eq!(PeersFile::from_json(&p.to_json()).unwrap(), p);
+    }
+
+    #[test]
+    fn peer_output_lines_are_read() {
+        let out = "noise\n{\"id\":\"tree/111\",\"ns\":8430.8,\"min_ns\":7351.7,\"max_ns\":8632.2,\"runs\":3,\"allocs\":111.0}\n";
+        let v = parse_peer_output(Peer::Cxx, out).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].id, "tree/111");
+        assert_eq!(v[0].peer, "cxx");
+        assert_eq!(v[0].allocs, Some(111.0));
+        assert!(parse_peer_output(Peer::Go, "no results\n").is_err());
+        assert!(parse_peer_output(Peer::Go, "{\"id\":\"x\"}\n").is_err());
+    }
+
+    fn median(ns: f64) -> Median {
+        Median {
+            ns,
+            lo: ns * 0.99,
+            hi: ns * 1.01,
+            written: 1_795_631_400,
+        }
+    }
+
+    /// stopwire at 30 ns and tokio-util at 120 ns for create_cancel/cancel; nothing else but
+    /// the Go figures of `sample_peers`.
+    fn sample_data() -> Data {
+        let mut main = vec![(None, None); WORKLOADS.len()];
+        let k = WORKLOADS
+            .iter()
+            .position(|w| w.id == "create_cancel/cancel")
+            .unwrap();
+        main[k] = (Some(median(30.0)), Some(median(120.0)));
+        Data {
+            main,
+            wake: (None, None),
+            wait: (None, None, None),
+            grpc: (None, None),
+            deadline: Some(DeadlineFire {
+                median_ns: 80_000.0,
+                p99_ns: 1_500_000.0,
+                samples: 200,
+                written: 1_795_631_400,
+            }),
+            floor: None,
+            peers: Some(sample_peers()),
+            criterion_dirs: Vec::new(),
+            peers_path: None,
+            machine: "cpu \"x\"".into(),
+            commit: String::new(),
+            tokio_version: "0.7.20".into(),
+            criterion_version: "0.8.2".into(),
+        }
+    }
+
+    #[test]
+    fn bars_are_judged_on_the_right_figure() {
+        let d = sample_data();
+        assert_eq!(
+            d.measured("create_cancel/cancel", Measure::RatioTokio),
+            Some(0.25)
+        );
+        assert_eq!(d.measured("create_cancel/cancel", Measure::Ns), Some(30.0));
+        assert_eq!(d.measured("tree/111", Measure::RatioTokio), None);
+        assert_eq!(d.bar_text("create_cancel/cancel"), "ratio ≤ 0.3: met");
+        assert_eq!(d.bar_text("tree/111"), "ratio ≤ 0.25: not measured");
+        // deadline/fire: the median bar holds, the p99 goal does not.
+        assert_eq!(d.bar_text("deadline/fire"), "median ≤ 1 ms: met");
+        let t = bars_table(&d);
+        assert!(t.contains("| `deadline/fire` | goal p99 ≤ 1 ms | issue 10 | 1.50 ms | missed |"));
+        assert!(t.contains("| `create_cancel/cancel` | goal ≤ 32 ns | issue 13 | 30.0 ns | met |"));
+    }
+
+    #[test]
+    fn tables_say_not_measured_and_never_invent() {
+        let d = sample_data();
+        let t = main_table(&d, false);
+        let row = |id: &str| {
+            t.lines()
+                .find(|l| l.starts_with(&format!("| `{id}` |")))
+                .unwrap()
+                .to_string()
+        };
+        // Measured: ratios to tokio-util (0.25) and Go (0.30); the C++ peer was skipped.
+        assert_eq!(
+            row("create_cancel/cancel"),
+            "| `create_cancel/cancel` | 30.0 ns | 120.0 ns (**0.25**) | 100.0 ns, 2 allocs (**0.30**) | not measured | ratio ≤ 0.3: met |"
+        );
+        // No stopwire figure: no ratio; a peer without the operation is "-".
+        assert_eq!(
+            row("check/deadline"),
+            "| `check/deadline` | not measured | - | not measured | - | ≤ 5 ns: not measured |"
+        );
+        let full = main_table(&d, true);
+        assert!(full.contains("not measured (skipped: `g++` is not on PATH)"));
+        let w = waiting_table(&d, false);
+        assert!(w.contains("| `wait/thread` | not measured | not measured | not measured | - |"));
+        assert!(w.contains("| `deadline/fire` | median 80.00 µs, p99 1.50 ms | - | - |"));
+        let m = missing(&d);
+        assert!(m.contains(&"wait/thread") && m.contains(&"grpc/propagate"));
+        assert!(!m.contains(&"deadline/fire"));
+        // The new ids are optional; the ids of BENCHMARKS.md are not.
+        let r = required_missing(&d);
+        assert!(r.contains(&"tree/111") && r.contains(&"wake/1000"));
+        assert!(!r.contains(&"wait/thread") && !r.contains(&"grpc/baseline"));
+    }
+
+    #[test]
+    fn results_of_different_sittings_are_flagged() {
+        let mut d = sample_data();
+        assert!(sitting_warning(&d).is_none());
+        d.peers.as_mut().unwrap().date += 2 * SITTING_SECS;
+        assert!(sitting_warning(&d)
+            .unwrap()
+            .contains("the peers were measured"));
+    }
+
+    #[test]
+    fn numbers_are_written_as_read() {
+        assert_eq!(human(0.834), "0.83 ns");
+        assert_eq!(human(126.84), "126.8 ns");
+        assert_eq!(human(13_200.0), "13.20 µs");
+        assert_eq!(allocs_text(2.000004), "2 allocs");
+        assert_eq!(allocs_text(1.0), "1 alloc");
+        assert_eq!(allocs_text(266.2), "266 allocs");
+        assert_eq!(allocs_text(0.5), "0.5 allocs");
+        assert_eq!(limit_text(1e6), "1 ms");
+        assert_eq!(limit_text(2.0), "2 ns");
+        assert_eq!(ratio_text(0.0834), "0.083");
+    }
+
+    #[test]
+    fn svg_draws_a_bar_per_measured_ratio() {
+        let d = sample_data();
+        let s = svg(&d, "stamp");
+        // create_cancel/cancel: tokio and Go bars (the C++ peer was skipped); its tick at 0.3.
+        assert_eq!(s.matches("<rect x=").count() - 3, 2, "{s}");
+        assert!(s.contains(">0.25<") && s.contains(">0.30<"));
+        assert!(s.contains("stroke-dasharray"));
     }
 }

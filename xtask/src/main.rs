@@ -4,7 +4,8 @@
 //! |---|---|
 //! | `test` | every test the project has, after installing what it needs (the README's test command) |
 //! | `check` | formatting, clippy and the cross builds only |
-//! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results |
+//! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results and the peers' |
+//! | `bench-peers` | the Go and C++ peers of the benchmarks, measured into `target/stopwire-bench/peers.json` ([`bench`]) |
 //! | `qemu`, `firmware-demo`, `footprint` | microcontroller suites, demo and figures ([`embedded`]) |
 //! | `header`, `install`, `c-test`, `c-bench` | the C API: header generation, installation, C/C++ suites, C timings ([`ctest`]) |
 //! | `package` | the rustdoc of the workspace with `-D warnings`, the docs.rs build, `cargo package` of both crates ([`package`]) |
@@ -35,7 +36,10 @@ tasks:
           stress, doc, no_std cross builds, Miri, loom)
   check   formatting, clippy and the no_std cross builds only
   bench-report  docs/benchmarks.md, docs/benchmarks.svg and the README table from the
-          results of `cargo bench --bench context` (--partial: allow missing workloads)
+          results of `cargo bench --bench context` and of bench-peers (--partial: allow
+          missing workloads)
+  bench-peers [--quick]  build and run the Go context and C++20 stop_token peers of the
+          benchmarks (those whose toolchain is present) into target/stopwire-bench/peers.json
   qemu    the rule-test firmware on QEMU: microbit (thumbv6m), lm3s6965evb (thumbv7m),
           virt (riscv32imc)
   firmware-demo  the embassy firmware demo on lm3s6965evb (C cancels a task from an interrupt)
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("check") => check().map(|_| Counts::default()),
         Some("bench-report") => bench::report(&args[1..]).map(|_| Counts::default()),
+        Some("bench-peers") => bench::peers(&args[1..]).map(|_| Counts::default()),
         Some("qemu") => embedded::qemu_suite(),
         Some("firmware-demo") => embedded::firmware_demo(),
         Some("footprint") => embedded::footprint().map(|_| Counts::default()),

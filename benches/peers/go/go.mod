@@ -1,0 +1,3 @@
+module stopwire.peers/go
+
+go 1.19
