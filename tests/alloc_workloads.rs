@@ -1,4 +1,4 @@
-//! SPEC A1 for the benchmark workloads (`benches/context.rs`, BENCHMARKS.md "Zero allocation"):
+//! SPEC A1 for the benchmark workloads (`benches/context.rs`, docs/benchmark-ids.md):
 //! a counting global allocator, armed per thread, watches one run of each stopwire workload, on an
 //! arena with the default host clock (`StdClock`) and the default features, as the benches run
 //! them. Storage that the harness itself needs (the vector holding a tree's handles, the threads)

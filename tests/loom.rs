@@ -234,7 +234,7 @@ fn ran2(_: usize) {
     RAN2.fetch_add(1, SeqCst);
 }
 
-/// C10 with release (DESIGN-QUESTIONS 9): a child created while the parent is released and its
+/// C10 with release: a child created while the parent is released and its
 /// slot reused is either refused as stale or born done; the newcomer in the slot is untouched.
 #[test]
 fn loom_c10_create_child_vs_release_parent_and_reuse() {

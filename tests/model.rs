@@ -1,5 +1,5 @@
 //! The differential model check: random sequences of operations run on the engine and on a
-//! reference model of SPEC.md (`tests/model/reference.rs`), every observable compared after every
+//! reference model of docs/spec.md (`tests/model/reference.rs`), every observable compared after every
 //! step (`tests/model/driver.rs`). A divergence shrinks (proptest) to a minimal sequence.
 //!
 //! `model_differential_seeded` runs a fixed seed and at least 10^5 operations (the quick run of

@@ -24,7 +24,7 @@ fn c2_c_cancel_reaches_a_rust_view_of_the_same_context() {
     assert_eq!(view.err(), Err(Error::Stale));
 }
 
-/// Out-parameters are written only on success; NULL gives `SW_ERR_NULL_ARG` (C-API.md).
+/// Out-parameters are written only on success; NULL gives `SW_ERR_NULL_ARG` (docs/c-api.md).
 #[test]
 fn a2_out_parameters_written_only_on_success() {
     let mut out = sw_ctx { raw: 77 };

@@ -1,4 +1,4 @@
-//! The reference model of SPEC.md: plain std Rust, vectors and loops, no atomics, no arena.
+//! The reference model of docs/spec.md: plain std Rust, vectors and loops, no atomics, no arena.
 //!
 //! It is written from the rules, not from the engine: every node is a record in a vector that
 //! is never reused (so "stale" is a flag, not a generation), every walk is a recursion over an
@@ -503,7 +503,7 @@ impl Model {
     }
 
     /// `release` (A4, A5): cancels (unless detached or reached), and the handle is stale at once.
-    /// A registration handle is stopped instead (C-API.md).
+    /// A registration handle is stopped instead (docs/c-api.md).
     pub(crate) fn release(&mut self, h: MHandle) -> Result<(), MErr> {
         let r = self.release_inner(h);
         self.run_due();

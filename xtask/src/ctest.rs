@@ -550,7 +550,7 @@ pub(crate) fn c_test() -> Result<Counts> {
     let mut counts = Counts::default();
     counts.passed += 1; // the header checks above
 
-    // The crate without std, as firmware links it (the rlib; EMBEDDED.md), lint-clean.
+    // The crate without std, as firmware links it (the rlib; docs/embedded.md), lint-clean.
     crate::util::ensure_targets(&["thumbv7m-none-eabi"])?;
     run(cmd(
         "cargo",

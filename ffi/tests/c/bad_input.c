@@ -1,4 +1,4 @@
-/* Bad input (C-API.md): NULL out-pointers, the zero handle, released handles, random forged
+/* Bad input (docs/c-api.md): NULL out-pointers, the zero handle, released handles, random forged
  * 64-bit handles, a full arena. Never a crash, never a change to a live context the handle does
  * not name, out-parameters written only on SW_OK. */
 #include "harness.h"

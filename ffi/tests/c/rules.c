@@ -1,4 +1,4 @@
-/* Every rule group of SPEC.md (R, C, D, V, K, W, F, A, T), through the C API. Test names start
+/* Every rule group of docs/spec.md (R, C, D, V, K, W, F, A, T), through the C API. Test names start
  * with the rule id they prove. The thread rules (C10, C11, T1) are in threads.c, bad input (A2,
  * A3, R3) in bad_input.c. */
 #include "harness.h"
@@ -488,7 +488,7 @@ static void k5_parents_earlier_deadline_carries_the_parents_cause(void) {
     sw_test_clock_uninstall();
 }
 
-/* K7: the 20 rows of SPEC.md, in order. */
+/* K7: the 20 rows of the table in docs/spec.md, in order. */
 static void k7_cause_table(void) {
     sw_ctx a, b, p;
     sw_test_clock_install(1000);
@@ -700,7 +700,7 @@ static void f4_stop_prevents_the_callback_exactly_once(void) {
     CHECK_EQ(n.runs, 1);
     CHECK(!sw_stop(stop));
     MUST(sw_release(a));
-    /* releasing a stop handle stops it (C-API.md) */
+    /* releasing a stop handle stops it (docs/c-api.md) */
     MUST(sw_with_cancel(sw_background(), &a));
     MUST(sw_after_func(a, count_cb, &n, &stop));
     MUST(sw_release(stop));
