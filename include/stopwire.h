@@ -7,16 +7,21 @@
  *   nothing.
  * - Every function returning sw_status writes its *_out parameter only when it returns SW_OK;
  *   a NULL out-pointer gives SW_ERR_NULL_ARG. A refusal changes nothing.
- * - Every function is thread-safe. Those documented "ISR-safe" may be called from an interrupt
- *   handler on a microcontroller (the arena lock is a critical section there). On hosts the lock
- *   is a spin lock: from a POSIX signal handler call only the lock-free functions (the checks,
- *   sw_now, sw_stats_get, the roots). Functions documented to run callbacks run them in the
- *   calling thread or interrupt, with no lock held, so a callback may call any function.
+ * - Every function is thread-safe. On a microcontroller (a build without std) those documented
+ *   "ISR-safe" may be called from an interrupt handler: that is every function but sw_dump (and
+ *   the blocking waits), since each change to the arena takes one short critical section and the
+ *   checks take none. On hosts there are no interrupt handlers and threads hold the arena lock:
+ *   a POSIX signal handler may call only the functions that take no lock (the checks, sw_now,
+ *   sw_stats_get, the roots, sw_status_str, sw_version). Functions documented to run callbacks
+ *   run them in the calling thread or interrupt, with no lock held, so a callback may call any
+ *   function.
  * - Ticks: the clock set by sw_set_clock; by default on hosts a monotonic 1 MHz clock
  *   (microseconds). Without std (firmware) there is no default clock: ticks read 0 until
  *   sw_set_clock, and deadlines then fire only through sw_expire.
  * - One process-wide arena of fixed capacity (build setting STOPWIRE_CAPACITY, default 1024),
  *   reported by sw_stats_get.
+ * - The contract of this interface is docs/c-api.md; rule ids ("SPEC C2") name the paragraphs of
+ *   docs/spec.md in the stopwire repository.
  */
 
 #ifndef STOPWIRE_H
@@ -278,7 +283,7 @@ sw_status sw_cancel_cause(struct sw_ctx ctx,
  * Cancels `ctx` if it is not done yet, and gives the handle back: it is stale from now on (SPEC A4).
  * The slot is reused once no descendant still needs it (SPEC A5). Releasing a stop handle from
  * `sw_after_func` is `sw_stop`. Releasing a detached context or a value layer cancels nothing
- * (SPEC W1, V4). Roots give `SW_ERR_INVALID_ARG`. Not ISR-safe. Runs the callbacks this makes due
+ * (SPEC W1, V4). Roots give `SW_ERR_INVALID_ARG`. ISR-safe. Runs the callbacks this makes due
  * before returning.
  */
 sw_status sw_release(struct sw_ctx ctx);
@@ -290,7 +295,7 @@ sw_status sw_release(struct sw_ctx ctx);
  * If `ctx` is already done, `f` runs before this returns and `*stop_out` is the zero handle
  * (`sw_stop` of it returns false) (SPEC F2). On a context that is never done (a root, a detached
  * context) `f` never runs (SPEC F7). The registration takes one arena slot until it runs or is stopped
- * (SPEC F6). NULL `f` or `stop_out`: `SW_ERR_NULL_ARG`. Not ISR-safe. May run `f`.
+ * (SPEC F6). NULL `f` or `stop_out`: `SW_ERR_NULL_ARG`. ISR-safe. May run `f`.
  *
  * # Safety
  * `stop_out` must be NULL or valid for writing one `sw_ctx`. Calling `f(userdata)` once, from
@@ -315,7 +320,8 @@ bool sw_stop(struct sw_ctx stop);
  * call handled and that was not done before by other means; each becomes done with its subtree
  * (`SW_DEADLINE_EXCEEDED`, its cause), the callbacks this makes due run in this call, and the
  * number of deadline contexts handled is returned. Cost grows with that number, never with the
- * capacity. Call it from a timer (or a loop) with the current tick. Not ISR-safe by contract.
+ * capacity. Call it from a timer interrupt (or a loop) with the current tick, when
+ * `sw_next_deadline` is due. ISR-safe: the callbacks it makes due run in that interrupt.
  */
 uint32_t sw_expire(uint64_t now);
 
@@ -325,8 +331,9 @@ uint32_t sw_expire(uint64_t now);
  * fire only through `sw_expire`) (SPEC T4).
  *
  * Set it once at start-up, before any context with a deadline exists: deadlines already set are
- * absolute ticks of the previous clock. Not ISR-safe in spirit (it changes what every other call
- * reads), though it takes no lock. Runs no callback.
+ * absolute ticks of the previous clock. It takes no lock, so it may be called from anywhere
+ * (ISR-safe), but it is meant for start-up: it changes what every later call reads. Runs no
+ * callback.
  *
  * # Safety
  * `now`, if not NULL, must be callable from any thread (and any interrupt handler that calls the
@@ -356,7 +363,7 @@ struct sw_ctx sw_todo(void);
  *
  * Returns `SW_OK` and writes `*out`; or `SW_ERR_NULL_ARG`, `SW_ERR_STALE_HANDLE`,
  * `SW_ERR_ARENA_FULL` (SPEC A3), `SW_ERR_INVALID_ARG` (`parent` is a stop handle). Release the child
- * with `sw_release` when done with it. Not ISR-safe; runs no callback.
+ * with `sw_release` when done with it. ISR-safe; runs no callback.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
@@ -367,7 +374,7 @@ sw_status sw_with_cancel(struct sw_ctx parent,
 /**
  * A child with an absolute deadline in ticks of the clock in use (SPEC D1). If `parent`'s effective
  * deadline is earlier, the child reports that one instead (SPEC D2); a deadline `<= sw_now()` makes it
- * done at birth with `SW_DEADLINE_EXCEEDED` (SPEC D3). Results as `sw_with_cancel`. Not ISR-safe.
+ * done at birth with `SW_DEADLINE_EXCEEDED` (SPEC D3). Results as `sw_with_cancel`. ISR-safe.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
@@ -377,7 +384,7 @@ sw_status sw_with_deadline(struct sw_ctx parent,
                            struct sw_ctx *out);
 
 /**
- * `sw_with_deadline(parent, sw_now() + ticks)`, saturating (SPEC D1). Not ISR-safe.
+ * `sw_with_deadline(parent, sw_now() + ticks)`, saturating (SPEC D1). ISR-safe.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
@@ -386,7 +393,7 @@ sw_status sw_with_timeout(struct sw_ctx parent, uint64_t ticks, struct sw_ctx *o
 
 /**
  * As `sw_with_deadline`, and `cause` is recorded if (and only if) this deadline fires (SPEC K5);
- * cause 0 records none. Canceling the child by hand gives `SW_CANCELED` with no cause. Not
+ * cause 0 records none. Canceling the child by hand gives `SW_CANCELED` with no cause.
  * ISR-safe.
  *
  * # Safety
@@ -398,7 +405,7 @@ sw_status sw_with_deadline_cause(struct sw_ctx parent,
                                  struct sw_ctx *out);
 
 /**
- * As `sw_with_timeout`, recording `cause` if the deadline fires (SPEC K5). Not ISR-safe.
+ * As `sw_with_timeout`, recording `cause` if the deadline fires (SPEC K5). ISR-safe.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
@@ -410,7 +417,7 @@ sw_status sw_with_timeout_cause(struct sw_ctx parent,
 
 /**
  * A value layer: `key` (non-zero) maps to `value` for this context and its descendants (SPEC V1, V2).
- * It adds no cancellation of its own (SPEC V4). Key 0 gives `SW_ERR_INVALID_ARG`. Not ISR-safe.
+ * It adds no cancellation of its own (SPEC V4). Key 0 gives `SW_ERR_INVALID_ARG`. ISR-safe.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
@@ -423,7 +430,7 @@ sw_status sw_with_value(struct sw_ctx parent,
 /**
  * A detached child (SPEC W1): keeps `parent`'s values, but is never done, has no deadline and no
  * cause, whatever happens to `parent`; its descendants are not canceled from above it (SPEC W2).
- * Canceling it gives `SW_ERR_INVALID_ARG`; release it with `sw_release`. Not ISR-safe.
+ * Canceling it gives `SW_ERR_INVALID_ARG`; release it with `sw_release`. ISR-safe.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.

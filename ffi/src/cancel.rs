@@ -2,6 +2,11 @@
 //!
 //! Callbacks made due by a call run inside that call, after the engine has released its lock, in
 //! the calling thread or interrupt (SPEC F3): they may call any `sw_*` function without deadlock.
+//!
+//! Every function here is ISR-safe on microcontrollers: each takes the arena's critical section
+//! once, for a bounded time (SPEC T3), and a callback it makes due runs in that interrupt handler
+//! after the section ends. On hosts the arena lock is held by threads: a POSIX signal handler must
+//! not call them (docs/c-api.md, "Interrupt handlers and signal handlers").
 
 use core::ffi::c_void;
 use core::num::NonZeroU32;
@@ -44,7 +49,7 @@ pub extern "C" fn sw_cancel_cause(ctx: sw_ctx, cause: u32) -> sw_status {
 /// Cancels `ctx` if it is not done yet, and gives the handle back: it is stale from now on (SPEC A4).
 /// The slot is reused once no descendant still needs it (SPEC A5). Releasing a stop handle from
 /// `sw_after_func` is `sw_stop`. Releasing a detached context or a value layer cancels nothing
-/// (SPEC W1, V4). Roots give `SW_ERR_INVALID_ARG`. Not ISR-safe. Runs the callbacks this makes due
+/// (SPEC W1, V4). Roots give `SW_ERR_INVALID_ARG`. ISR-safe. Runs the callbacks this makes due
 /// before returning.
 #[no_mangle]
 pub extern "C" fn sw_release(ctx: sw_ctx) -> sw_status {
@@ -59,7 +64,7 @@ pub extern "C" fn sw_release(ctx: sw_ctx) -> sw_status {
 /// If `ctx` is already done, `f` runs before this returns and `*stop_out` is the zero handle
 /// (`sw_stop` of it returns false) (SPEC F2). On a context that is never done (a root, a detached
 /// context) `f` never runs (SPEC F7). The registration takes one arena slot until it runs or is stopped
-/// (SPEC F6). NULL `f` or `stop_out`: `SW_ERR_NULL_ARG`. Not ISR-safe. May run `f`.
+/// (SPEC F6). NULL `f` or `stop_out`: `SW_ERR_NULL_ARG`. ISR-safe. May run `f`.
 ///
 /// # Safety
 /// `stop_out` must be NULL or valid for writing one `sw_ctx`. Calling `f(userdata)` once, from
@@ -105,7 +110,8 @@ pub extern "C" fn sw_stop(stop: sw_ctx) -> bool {
 /// call handled and that was not done before by other means; each becomes done with its subtree
 /// (`SW_DEADLINE_EXCEEDED`, its cause), the callbacks this makes due run in this call, and the
 /// number of deadline contexts handled is returned. Cost grows with that number, never with the
-/// capacity. Call it from a timer (or a loop) with the current tick. Not ISR-safe by contract.
+/// capacity. Call it from a timer interrupt (or a loop) with the current tick, when
+/// `sw_next_deadline` is due. ISR-safe: the callbacks it makes due run in that interrupt.
 #[no_mangle]
 pub extern "C" fn sw_expire(now: u64) -> u32 {
     guard(0, || ARENA.expire(now))

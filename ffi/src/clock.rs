@@ -41,8 +41,9 @@ impl Clock for CClock {
 /// fire only through `sw_expire`) (SPEC T4).
 ///
 /// Set it once at start-up, before any context with a deadline exists: deadlines already set are
-/// absolute ticks of the previous clock. Not ISR-safe in spirit (it changes what every other call
-/// reads), though it takes no lock. Runs no callback.
+/// absolute ticks of the previous clock. It takes no lock, so it may be called from anywhere
+/// (ISR-safe), but it is meant for start-up: it changes what every later call reads. Runs no
+/// callback.
 ///
 /// # Safety
 /// `now`, if not NULL, must be callable from any thread (and any interrupt handler that calls the

@@ -1,6 +1,8 @@
 //! Creating contexts: the roots and the `sw_with_*` functions. Each checks its out-pointer, calls
-//! one engine method, and writes the new handle only on success. None is ISR-safe by contract
-//! (creation takes the arena lock, a critical section on microcontrollers); none runs a callback.
+//! one engine method, and writes the new handle only on success; none runs a callback. All are
+//! ISR-safe on microcontrollers: a creation takes the arena's critical section once, for a bounded
+//! time (SPEC T3). On hosts the arena lock is held by threads, so a POSIX signal handler must not
+//! create (docs/c-api.md, "Interrupt handlers and signal handlers").
 
 use engine::{Error, Handle};
 
@@ -55,7 +57,7 @@ pub extern "C" fn sw_todo() -> sw_ctx {
 ///
 /// Returns `SW_OK` and writes `*out`; or `SW_ERR_NULL_ARG`, `SW_ERR_STALE_HANDLE`,
 /// `SW_ERR_ARENA_FULL` (SPEC A3), `SW_ERR_INVALID_ARG` (`parent` is a stop handle). Release the child
-/// with `sw_release` when done with it. Not ISR-safe; runs no callback.
+/// with `sw_release` when done with it. ISR-safe; runs no callback.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `sw_ctx`.
@@ -67,7 +69,7 @@ pub unsafe extern "C" fn sw_with_cancel(parent: sw_ctx, out: *mut sw_ctx) -> sw_
 
 /// A child with an absolute deadline in ticks of the clock in use (SPEC D1). If `parent`'s effective
 /// deadline is earlier, the child reports that one instead (SPEC D2); a deadline `<= sw_now()` makes it
-/// done at birth with `SW_DEADLINE_EXCEEDED` (SPEC D3). Results as `sw_with_cancel`. Not ISR-safe.
+/// done at birth with `SW_DEADLINE_EXCEEDED` (SPEC D3). Results as `sw_with_cancel`. ISR-safe.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `sw_ctx`.
@@ -85,7 +87,7 @@ pub unsafe extern "C" fn sw_with_deadline(
     }
 }
 
-/// `sw_with_deadline(parent, sw_now() + ticks)`, saturating (SPEC D1). Not ISR-safe.
+/// `sw_with_deadline(parent, sw_now() + ticks)`, saturating (SPEC D1). ISR-safe.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `sw_ctx`.
@@ -100,7 +102,7 @@ pub unsafe extern "C" fn sw_with_timeout(
 }
 
 /// As `sw_with_deadline`, and `cause` is recorded if (and only if) this deadline fires (SPEC K5);
-/// cause 0 records none. Canceling the child by hand gives `SW_CANCELED` with no cause. Not
+/// cause 0 records none. Canceling the child by hand gives `SW_CANCELED` with no cause.
 /// ISR-safe.
 ///
 /// # Safety
@@ -120,7 +122,7 @@ pub unsafe extern "C" fn sw_with_deadline_cause(
     }
 }
 
-/// As `sw_with_timeout`, recording `cause` if the deadline fires (SPEC K5). Not ISR-safe.
+/// As `sw_with_timeout`, recording `cause` if the deadline fires (SPEC K5). ISR-safe.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `sw_ctx`.
@@ -140,7 +142,7 @@ pub unsafe extern "C" fn sw_with_timeout_cause(
 }
 
 /// A value layer: `key` (non-zero) maps to `value` for this context and its descendants (SPEC V1, V2).
-/// It adds no cancellation of its own (SPEC V4). Key 0 gives `SW_ERR_INVALID_ARG`. Not ISR-safe.
+/// It adds no cancellation of its own (SPEC V4). Key 0 gives `SW_ERR_INVALID_ARG`. ISR-safe.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `sw_ctx`.
@@ -157,7 +159,7 @@ pub unsafe extern "C" fn sw_with_value(
 
 /// A detached child (SPEC W1): keeps `parent`'s values, but is never done, has no deadline and no
 /// cause, whatever happens to `parent`; its descendants are not canceled from above it (SPEC W2).
-/// Canceling it gives `SW_ERR_INVALID_ARG`; release it with `sw_release`. Not ISR-safe.
+/// Canceling it gives `SW_ERR_INVALID_ARG`; release it with `sw_release`. ISR-safe.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `sw_ctx`.

@@ -1,8 +1,9 @@
 //! # stopwire-ffi: the C API of stopwire
 //!
 //! `libstopwire.a` / `libstopwire.so` and the header `include/stopwire.h` (generated from this
-//! crate by cbindgen, `cargo xtask header`). The contract is `C-API.md`; the behaviour is SPEC.md's,
-//! because every `sw_*` function only translates its arguments and calls one method of the engine
+//! crate by cbindgen, `cargo xtask header`). The contract is docs/c-api.md; the behaviour is that
+//! of docs/spec.md, whose rule ids the docs here cite ("SPEC C2" is rule C2 there), because every
+//! `sw_*` function only translates its arguments and calls one method of the engine
 //! ([`engine::ArenaView`]) on one process-wide arena ([`ARENA`]): no rule is implemented here.
 //!
 //! ```c
@@ -17,7 +18,7 @@
 //! The same functions are callable from Rust (they are in this rlib), and Rust code can view a
 //! context created in C through [`arena`] and [`engine::Handle::from_raw`].
 //!
-//! ## Conventions (STYLE.md 13)
+//! ## Conventions
 //!
 //! - One prefix, `sw_`, on every symbol, type and constant.
 //! - Results are [`sw_status`] (a `uint32_t` in C, `#[repr(u32)]` here); outputs go through
@@ -28,6 +29,10 @@
 //! - No panic crosses the boundary: with `std`, each function runs inside a panic guard that turns
 //!   a (never expected) panic into `SW_ERR_INTERNAL`; without `std` the crate has no unwinding and
 //!   brings a trapping panic handler. The engine does not panic on any input.
+//! - ISR safety: on microcontrollers every function may be called from an interrupt handler
+//!   except `sw_dump` (it scans the arena) and the blocking waits: each change to the arena takes
+//!   one short critical section, and the checks take none. On hosts, a POSIX signal handler may
+//!   call only the functions that take no lock (docs/c-api.md).
 //!
 //! ## Modules
 //!
@@ -39,7 +44,7 @@
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 #![allow(
     non_camel_case_types,
-    reason = "the C API's type names (sw_ctx, sw_status, ...) are the contract of C-API.md"
+    reason = "the C API's type names (sw_ctx, sw_status, ...) are the contract of docs/c-api.md"
 )]
 
 mod alarm;
