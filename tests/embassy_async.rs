@@ -138,7 +138,7 @@ fn a3_without_a_free_cell_or_slot_the_future_busy_polls_and_still_completes() {
     let mut first = pin!(ctx.done_in(&W));
     let mut second = pin!(ctx.done_in(&W));
     assert_eq!(poll_once(first.as_mut(), &w1), Poll::Pending);
-    // The only cell is taken: the second wakes itself at every poll (W4).
+    // The only cell is taken: the second wakes itself at every poll (src/future.rs, invariant W4).
     assert_eq!(poll_once(second.as_mut(), &w2), Poll::Pending);
     assert_eq!(c2.0.load(SeqCst), 1);
     assert_eq!(c1.0.load(SeqCst), 0);
@@ -336,7 +336,8 @@ fn t4_embassy_clock_reads_embassy_ticks() {
 async fn c10_tokio_tasks_awaiting_children_all_wake_when_the_root_is_canceled() {
     const TASKS: usize = 64;
     static ARENA: Arena<{ 2 * 64 + 1 }> = Arena::with_clock(&EmbassyClock);
-    // Fewer cells than tasks: the rest busy-poll (W4) and must still see the cancel.
+    // Fewer cells than tasks: the rest busy-poll (src/future.rs, invariant W4) and must still see
+    // the cancel.
     static W: Waiters<16> = Waiters::new();
     let root = ARENA.background().with_cancel().unwrap();
     let root_ctx: Ctx<'static> = *root;
