@@ -100,8 +100,10 @@ fn build_library(target: &Path, capacity: Option<&str>) -> Result<PathBuf> {
     Ok(target.join("release"))
 }
 
-/// `cargo xtask install --prefix DIR`: the headers, both libraries, stopwire.pc and the CMake
-/// package (`find_package(stopwire)` gives `stopwire::stopwire`).
+/// `cargo xtask install --prefix DIR`: the headers, both libraries (the shared one as
+/// `libstopwire.so.<version>` with the links `libstopwire.so.0`, its SONAME, and
+/// `libstopwire.so`), stopwire.pc and the CMake package (`find_package(stopwire)` gives
+/// `stopwire::stopwire` and `stopwire::shared`).
 pub(crate) fn install(args: &[String]) -> Result {
     let prefix = match args {
         [flag, dir] if flag == "--prefix" => PathBuf::from(dir),
@@ -384,8 +386,10 @@ fn run_test(exe: &Path, how: &str) -> Result<Counts> {
     run(c)
 }
 
-/// Installs into a temporary prefix and builds the README's C example against it twice: with
-/// `pkg-config --cflags --libs` and with CMake's `find_package(stopwire)`.
+/// Installs into a temporary prefix, checks the shared library's SONAME and links, and builds the
+/// README's C example against it: with `pkg-config --cflags --libs` (C and C++), with CMake's
+/// `stopwire::stopwire` and with `stopwire::shared`; the dynamically linked programs must name
+/// `libstopwire.so.0` in their `NEEDED` entries.
 fn check_install(work: &Path, lib_dir: &Path) -> Result<Counts> {
     let prefix = work.join("prefix");
     let _ = fs::remove_dir_all(&prefix);
