@@ -694,11 +694,36 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The first three fields of `/proc/loadavg` (how busy the machine was), or an empty string.
+/// The first three fields of `/proc/loadavg`, or an empty string.
 fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+/// The busy and total jiffies of all CPUs from the first line of `/proc/stat`.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// The share of all CPUs that were busy over `secs` seconds (what else the machine is doing
+/// before the peers run), in percent.
+fn cpu_busy(secs: u64) -> Option<f64> {
+    let (b0, t0) = cpu_jiffies()?;
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    let (b1, t1) = cpu_jiffies()?;
+    (t1 > t0).then(|| 100.0 * (b1 - b0) as f64 / (t1 - t0) as f64)
 }
 
 /// The task `bench-peers`. `--quick` (one short run per workload, to see that the programs build
@@ -713,8 +738,18 @@ pub(crate) fn peers(args: &[String]) -> Result {
     let dir = results_dir();
     let build = dir.join("peers-build");
     fs::create_dir_all(&build).map_err(|e| format!("{}: {e}", build.display()))?;
-    let load = loadavg();
-    println!("load average before the peers run: {load}");
+    let busy = cpu_busy(3);
+    let load = match busy {
+        Some(b) => format!("{}; CPUs {b:.0} % busy over the 3 s before", loadavg()),
+        None => loadavg(),
+    };
+    println!("before the peers run: load average {load}");
+    if busy.is_some_and(|b| b > 10.0) {
+        println!(
+            "warning: the machine is not quiet ({:.0} % busy): the figures will be noisy",
+            busy.unwrap_or(0.0)
+        );
+    }
     let date = now();
     let mut file = PeersFile {
         date,
@@ -926,10 +961,12 @@ impl Cell {
             }
             Cell::Criterion(m) => format!("{}{ratio}", human(m.ns)),
             Cell::Peer(f) => {
-                let allocs = f
-                    .allocs
-                    .map_or(String::new(), |a| format!(", {}", allocs_text(a)));
-                if full {
+                // The compact cell leaves out "0 allocs"; the full one says it.
+                let allocs = match f.allocs {
+                    Some(a) if full || a >= 0.05 => format!(", {}", allocs_text(a)),
+                    _ => String::new(),
+                };
+                if full && f.runs > 1 {
                     format!(
                         "{} [{} - {}]{allocs}{ratio}",
                         human(f.ns),
@@ -1259,7 +1296,7 @@ fn peers_lines(d: &Data) -> String {
             }
             let _ = writeln!(
                 s,
-                "- **Peers measured** {} by `{PEERS_COMMAND}`{} (load average before: {}){}",
+                "- **Peers measured** {} by `{PEERS_COMMAND}`{} (before it: load average {}){}",
                 utc(p.date),
                 if p.quick {
                     " --quick (indicative only)"
@@ -1479,7 +1516,7 @@ type Group<'a> = (&'a str, [Option<f64>; 3], Option<f64>);
 /// A horizontal bar chart of stopwire's ratio to each peer on a log scale, one group of bars per
 /// workload, the row's tokio-util bar as a dashed tick and parity as a dark line: written by hand,
 /// so the report needs no plotting crate.
-fn svg(d: &Data, stamp: &str) -> String {
+fn svg(d: &Data, date: &str) -> String {
     const COLORS: [(Peer, &str); 3] = [
         (Peer::Tokio, "#1565c0"),
         (Peer::Go, "#00897b"),
@@ -1521,7 +1558,7 @@ fn svg(d: &Data, stamp: &str) -> String {
     }
     let lo_dec = lo.log10().floor() as i32;
     let hi_dec = (hi.log10().ceil() as i32).max(lo_dec + 1);
-    let (left, right, top, bar_h, gap) = (200.0, 50.0, 80.0, 9.0, 10.0);
+    let (left, right, top, bar_h, gap) = (200.0, 50.0, 90.0, 9.0, 10.0);
     let group_h = |g: &[Option<f64>; 3]| g.iter().filter(|x| x.is_some()).count() as f64 * bar_h;
     let plot_h: f64 = groups.iter().map(|g| group_h(&g.1) + gap).sum();
     let plot_w = 520.0;
@@ -1538,17 +1575,20 @@ fn svg(d: &Data, stamp: &str) -> String {
         s,
         r##"<rect width="100%" height="100%" fill="#ffffff"/>
 <text x="{}" y="22" font-size="16" text-anchor="middle">stopwire time / peer time (log scale; lower is better)</text>
-<text x="{}" y="40" font-size="11" text-anchor="middle" fill="#555555">{}</text>"##,
+<text x="{}" y="38" font-size="11" text-anchor="middle" fill="#555555">{}</text>
+<text x="{}" y="52" font-size="11" text-anchor="middle" fill="#555555">{}</text>"##,
         width / 2.0,
         width / 2.0,
-        xml_escape(stamp)
+        xml_escape(date),
+        width / 2.0,
+        xml_escape(&d.machine)
     );
     // Legend.
     for (k, (p, color)) in COLORS.iter().enumerate() {
         let x = left + 170.0 * k as f64;
         let _ = writeln!(
             s,
-            r#"<rect x="{x}" y="52" width="12" height="12" fill="{color}"/><text x="{}" y="62" font-size="12">{}</text>"#,
+            r#"<rect x="{x}" y="62" width="12" height="12" fill="{color}"/><text x="{}" y="72" font-size="12">{}</text>"#,
             x + 16.0,
             xml_escape(&p.title().replace('`', ""))
         );
@@ -1670,13 +1710,26 @@ pub(crate) fn smoke() -> Result {
 }
 
 /// The task `bench-report`. `--partial` writes the report even if workloads of `BENCHMARKS.md`
-/// or the peers' file have no results yet (they are written "not measured").
+/// or the peers' file have no results yet (they are written "not measured"). `--out DIR` writes
+/// `benchmarks.md`, `benchmarks.svg` and `readme-table.md` into `DIR` instead of `docs/` and the
+/// README (a preview that changes no tracked file).
 pub(crate) fn report(args: &[String]) -> Result {
-    let partial = args.iter().any(|a| a == "--partial");
-    if let Some(a) = args.iter().find(|a| *a != "--partial") {
-        return Err(format!(
-            "bench-report: unknown argument `{a}` (only --partial)"
-        ));
+    let mut partial = false;
+    let mut out: Option<PathBuf> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--partial" => partial = true,
+            "--out" => {
+                let dir = it.next().ok_or("bench-report: --out needs a directory")?;
+                out = Some(PathBuf::from(dir));
+            }
+            _ => {
+                return Err(format!(
+                    "bench-report: unknown argument `{a}` (--partial, --out DIR)"
+                ))
+            }
+        }
     }
     let dirs = criterion_dirs();
     let d = read_data(&dirs)?;
@@ -1710,13 +1763,35 @@ pub(crate) fn report(args: &[String]) -> Result {
     };
 
     let md = markdown(&d, &date);
-    let docs = root().join("docs");
-    fs::create_dir_all(&docs).map_err(|e| format!("docs/: {e}"))?;
-    fs::write(docs.join("benchmarks.md"), &md).map_err(|e| format!("docs/benchmarks.md: {e}"))?;
-    let stamp = format!("{date}; {}", d.machine);
-    fs::write(docs.join("benchmarks.svg"), svg(&d, &stamp))
-        .map_err(|e| format!("docs/benchmarks.svg: {e}"))?;
-    update_readme(&headline(&d, &date))?;
+    let chart = svg(&d, &date);
+    let table = headline(&d, &date);
+    let wrote = match &out {
+        Some(dir) => {
+            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for (name, text) in [
+                ("benchmarks.md", &md),
+                ("benchmarks.svg", &chart),
+                ("readme-table.md", &table),
+            ] {
+                let p = dir.join(name);
+                fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+            }
+            format!(
+                "wrote benchmarks.md, benchmarks.svg and readme-table.md in {}",
+                dir.display()
+            )
+        }
+        None => {
+            let docs = root().join("docs");
+            fs::create_dir_all(&docs).map_err(|e| format!("docs/: {e}"))?;
+            fs::write(docs.join("benchmarks.md"), &md)
+                .map_err(|e| format!("docs/benchmarks.md: {e}"))?;
+            fs::write(docs.join("benchmarks.svg"), &chart)
+                .map_err(|e| format!("docs/benchmarks.svg: {e}"))?;
+            update_readme(&table)?;
+            "wrote docs/benchmarks.md, docs/benchmarks.svg and the README table".to_string()
+        }
+    };
 
     println!("{}", main_table(&d, false));
     println!("{}", waiting_table(&d, false));
@@ -1740,7 +1815,7 @@ pub(crate) fn report(args: &[String]) -> Result {
     if !missing.is_empty() {
         println!("not measured: {}", missing.join(", "));
     }
-    println!("wrote docs/benchmarks.md, docs/benchmarks.svg and the README table");
+    println!("{wrote}");
     Ok(())
 }
 
