@@ -5,13 +5,15 @@
 //! | `test` | every test the project has, after installing what it needs (the README's test command) |
 //! | `check` | formatting, clippy and the cross builds only |
 //! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results and the peers' |
-//! | `bench-peers` | the Go and C++ peers of the benchmarks, measured into `target/stopwire-bench/peers.json` ([`mod@bench`]) |
+//! | `bench-peers` | the Go and C++ peers of the benchmarks, measured into `target/stopwire-bench/peers.json` ([`bench`]) |
 //! | `qemu`, `firmware-demo`, `footprint` | microcontroller suites, demo and figures ([`embedded`]) |
 //! | `header`, `install`, `c-test`, `c-bench` | the C API: header generation, installation, C/C++ suites, C timings ([`ctest`]) |
+//! | `c-firmware` | the C-only firmware under QEMU on four Cortex-M cores; `test` also builds the embassy example firmware ([`cfirmware`]) |
 //! | `package` | the rustdoc of the workspace with `-D warnings`, the docs.rs build, `cargo package` of both crates ([`package`]) |
 //! | `verify`, `fuzz` | verification in depth: loom, Miri, ThreadSanitizer, model, fuzz, soak ([`verify`]) |
 
 mod bench;
+mod cfirmware;
 mod ctest;
 mod embedded;
 mod package;
@@ -48,6 +50,8 @@ tasks:
   install --prefix DIR  headers, libstopwire.a/.so, stopwire.pc and the CMake package into DIR
   c-test  the C API: header checks, C and C++ suites (plain, ASan/UBSan, valgrind), install
   c-bench  C-side timings of sw_is_done, sw_err and create+release
+  c-firmware  the C-only firmware (CMake, arm-none-eabi-gcc, libstopwire.a) on QEMU for
+          thumbv6m, thumbv7m, thumbv7em-hf and thumbv8m.main, both critical-section features
   package  rustdoc of the workspace (-D warnings), the docs.rs build, cargo package of both crates
   verify [TIER...]  verification in depth, one summary line per tier: loom, miri (strict
           provenance, tree borrows), tsan, model (3*10^6 operations), fuzz (1 min per
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Some("install") => ctest::install(&args[1..]).map(|_| Counts::default()),
         Some("c-test") => ctest::c_test(),
         Some("c-bench") => ctest::c_bench().map(|_| Counts::default()),
+        Some("c-firmware") => cfirmware::c_firmware(),
         Some("package") => package::check().map(|_| Counts::default()),
         Some("verify") => verify::verify(&args[1..]),
         Some("fuzz") => verify::fuzz(&args[1..]).map(|_| Counts::default()),
@@ -207,6 +212,8 @@ fn test() -> Result<Counts> {
     counts.add(run(loom)?);
     // The C and C++ API: header, suites under sanitizers and valgrind, install.
     counts.add(ctest::c_test()?);
+    // The C-only firmware on QEMU and the embassy example firmware (build only).
+    counts.add(cfirmware::test()?);
     // The async layer on the host, the QEMU suites, the firmware demo and the footprint.
     counts.add(embedded::test()?);
     // Every benchmark routine once (criterion's test mode): the benches build and their
