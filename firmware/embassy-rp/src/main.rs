@@ -1,6 +1,6 @@
 //! A complete minimal embassy firmware with stopwire, for the RP2040 (Raspberry Pi Pico): `blink`
-//! toggles the LED until its context is done, `report` awaits the same context and says why it
-//! ended, and `main` cancels it after three seconds.
+//! toggles the LED until its context is done, `report` owns the context, awaits it and takes the
+//! reason, and `main` cancels it after three seconds.
 //!
 //! What a new firmware needs besides stopwire, all here: cortex-m-rt (the vector table and
 //! `link.x`), a panic handler (`panic-halt`), `memory.x` (build.rs puts it on the linker path),
@@ -17,7 +17,7 @@ use embassy_executor::Spawner;
 use embassy_rp::gpio::{Level, Output};
 use embassy_time::Timer;
 use panic_halt as _;
-use stopwire::{Arena, Ctx, EmbassyClock, Error};
+use stopwire::{Arena, Ctx, EmbassyClock, Error, OwnedCtx};
 
 /// The arena: 8 slots, deadlines in embassy-time ticks (1 MHz with embassy-rp's driver).
 static ARENA: Arena<8> = Arena::with_clock(&EmbassyClock);
@@ -35,10 +35,11 @@ async fn blink(ctx: Ctx<'static>, mut led: Output<'static>) {
     led.set_low();
 }
 
-/// Waits for `ctx` to be done, then for the reason: here `Error::Canceled`.
+/// Owns the job: waits until it is done, takes the reason (here `Error::Canceled`), and releases
+/// the context when `job` is dropped at the end.
 #[embassy_executor::task]
-async fn report(ctx: Ctx<'static>) {
-    let why: Error = ctx.done().await;
+async fn report(job: OwnedCtx<'static>) {
+    let why: Error = job.done().await;
     // A real firmware would log `why` (feature `defmt` gives it `defmt::Format`).
     let _ = why;
 }
@@ -52,14 +53,15 @@ async fn main(spawner: Spawner) {
     // has it; until then a deadline wakes the tasks that wait on that context (their embassy-time
     // timer runs `ARENA.expire`).
 
-    let job = match ARENA.background().with_cancel() {
-        Ok(job) => job,
-        Err(_) => return, // the arena is full: cannot happen with 8 slots and one context
+    let Ok(job) = ARENA.background().with_cancel() else {
+        return; // the arena is full: cannot happen with 8 slots and one context
     };
+    let handle = job.handle();
     spawner.spawn(blink(*job, led).expect("one blink task"));
-    spawner.spawn(report(*job).expect("one report task"));
+    spawner.spawn(report(job).expect("one report task"));
 
     Timer::after_secs(3).await;
-    job.cancel(); // `blink` stops at its next await, `report` wakes with Error::Canceled
-    // Dropping `job` releases the context; tasks still holding its `Ctx` see `Error::Stale`.
+    // Any task or interrupt handler may cancel through the handle: `blink` stops at its next
+    // await, `report` wakes with `Error::Canceled`.
+    let _ = ARENA.cancel(handle, 0);
 }
