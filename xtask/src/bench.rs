@@ -387,7 +387,8 @@ struct PeerRun {
 struct PeersFile {
     date: u64,
     machine: String,
-    loadavg: String,
+    /// How busy the machine was before and during the run (load average, CPU shares).
+    quietness: String,
     quick: bool,
     runs: Vec<PeerRun>,
     figures: Vec<PeerFigure>,
@@ -411,7 +412,7 @@ impl PeersFile {
         let _ = writeln!(s, "  \"date_unix\": {},", self.date);
         let _ = writeln!(s, "  \"date\": {},", q(&utc(self.date)));
         let _ = writeln!(s, "  \"machine\": {},", q(&self.machine));
-        let _ = writeln!(s, "  \"loadavg_before\": {},", q(&self.loadavg));
+        let _ = writeln!(s, "  \"quietness\": {},", q(&self.quietness));
         let _ = writeln!(s, "  \"quick\": {},", self.quick);
         s.push_str("  \"peers\": [\n");
         for (k, r) in self.runs.iter().enumerate() {
@@ -481,7 +482,7 @@ impl PeersFile {
         Ok(PeersFile {
             date: need_num(&v, "date_unix")? as u64,
             machine: need_str(&v, "machine")?,
-            loadavg: v.str("loadavg_before").unwrap_or("").to_string(),
+            quietness: v.str("quietness").unwrap_or("").to_string(),
             quick: v.get("quick") == Some(&json::Value::Bool(true)),
             runs,
             figures,
@@ -717,6 +718,17 @@ fn cpu_jiffies() -> Option<(u64, u64)> {
     Some((total - idle, total))
 }
 
+/// CPU time of this process's waited-for children (`cutime` + `cstime` of `/proc/self/stat`), in
+/// the same clock ticks as `/proc/stat`.
+fn children_jiffies() -> Option<u64> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces): state is
+    // field 3, cutime and cstime are fields 16 and 17.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(13)?.parse::<u64>().ok()? + f.get(14)?.parse::<u64>().ok()?)
+}
+
 /// The share of all CPUs that were busy over `secs` seconds (what else the machine is doing
 /// before the peers run), in percent.
 fn cpu_busy(secs: u64) -> Option<f64> {
@@ -740,10 +752,13 @@ pub(crate) fn peers(args: &[String]) -> Result {
     fs::create_dir_all(&build).map_err(|e| format!("{}: {e}", build.display()))?;
     let busy = cpu_busy(3);
     let load = match busy {
-        Some(b) => format!("{}; CPUs {b:.0} % busy over the 3 s before", loadavg()),
-        None => loadavg(),
+        Some(b) => format!(
+            "load average {}; CPUs {b:.0} % busy over the 3 s before",
+            loadavg()
+        ),
+        None => format!("load average {}", loadavg()),
     };
-    println!("before the peers run: load average {load}");
+    println!("before the peers run: {load}");
     if busy.is_some_and(|b| b > 10.0) {
         println!(
             "warning: the machine is not quiet ({:.0} % busy): the figures will be noisy",
@@ -754,12 +769,31 @@ pub(crate) fn peers(args: &[String]) -> Result {
     let mut file = PeersFile {
         date,
         machine: machine(),
-        loadavg: load,
+        quietness: load,
         quick,
         runs: Vec::new(),
         figures: Vec::new(),
     };
-    for (run, figures) in [go_peer(&build, quick)?, cxx_peer(&build, quick)?] {
+    let start = cpu_jiffies().zip(children_jiffies());
+    let measured = [go_peer(&build, quick)?, cxx_peer(&build, quick)?];
+    // What the rest of the machine did meanwhile: all busy time less the peers' own.
+    if let (Some(((b0, t0), c0)), Some(((b1, t1), c1))) =
+        (start, cpu_jiffies().zip(children_jiffies()))
+    {
+        if t1 > t0 {
+            let others = (b1 - b0).saturating_sub(c1 - c0) as f64 / (t1 - t0) as f64 * 100.0;
+            file.quietness = format!(
+                "{}; other processes used {others:.0} % of the CPUs during the run",
+                file.quietness
+            );
+            if others > 5.0 {
+                println!(
+                    "warning: other processes used {others:.0} % of the CPUs during the run: rerun when the machine is quiet"
+                );
+            }
+        }
+    }
+    for (run, figures) in measured {
         if let Some(why) = &run.skipped {
             println!("skipped the {} peer: {why}", run.peer);
         }
@@ -1296,17 +1330,17 @@ fn peers_lines(d: &Data) -> String {
             }
             let _ = writeln!(
                 s,
-                "- **Peers measured** {} by `{PEERS_COMMAND}`{} (before it: load average {}){}",
+                "- **Peers measured** {} by `{PEERS_COMMAND}`{} ({}){}",
                 utc(p.date),
                 if p.quick {
                     " --quick (indicative only)"
                 } else {
                     ""
                 },
-                if p.loadavg.is_empty() {
+                if p.quietness.is_empty() {
                     "?"
                 } else {
-                    &p.loadavg
+                    &p.quietness
                 },
                 if p.machine == d.machine {
                     String::new()
@@ -2128,7 +2162,7 @@ mod tests {
         PeersFile {
             date: 1_795_631_400,
             machine: "cpu \"x\"".into(),
-            loadavg: "0.1 0.2 0.3".into(),
+            quietness: "load average 0.1 0.2 0.3".into(),
             quick: false,
             runs: vec![
                 PeerRun {
