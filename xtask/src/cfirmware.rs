@@ -362,6 +362,102 @@ pub(crate) fn test() -> Result<Counts> {
 #[cfg(test)]
 mod tests {
     use super::library_flash_bytes;
+    use crate::util;
+
+    /// The code of a Rust, TOML or linker-script text without its comments and blank lines.
+    fn code_lines(text: &str) -> Vec<String> {
+        let mut in_block = false;
+        let mut lines = Vec::new();
+        for line in text.lines() {
+            let mut l = line.trim();
+            if in_block {
+                match l.find("*/") {
+                    Some(end) => {
+                        in_block = false;
+                        l = l[end + 2..].trim();
+                    }
+                    None => continue,
+                }
+            }
+            if let Some(start) = l.find("/*") {
+                in_block = !l[start..].contains("*/");
+                l = l[..start].trim();
+            }
+            for marker in ["//", "# "] {
+                if let Some(at) = l.find(marker) {
+                    l = l[..at].trim();
+                }
+            }
+            if !l.is_empty() && l != "#" {
+                lines.push(l.to_string());
+            }
+        }
+        lines
+    }
+
+    /// The fenced blocks of the README section "On microcontrollers with embassy".
+    fn readme_embassy_blocks() -> Vec<String> {
+        let readme = std::fs::read_to_string(util::root().join("README.md")).expect("README.md");
+        let start = readme
+            .find("## On microcontrollers with embassy")
+            .expect("the embassy section");
+        let section = &readme[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        section
+            .split("```")
+            .skip(1)
+            .step_by(2)
+            .map(|b| b.split_once('\n').map_or("", |(_, body)| body).to_string())
+            .collect()
+    }
+
+    /// The README's step-by-step firmware is firmware/embassy-rp, which `cargo xtask test` builds:
+    /// the same code in main.rs, build.rs and memory.x (comments aside), and the same
+    /// dependencies except the path of stopwire.
+    #[test]
+    fn the_readme_embassy_firmware_is_the_example_that_is_built() {
+        let example = util::root().join("firmware/embassy-rp");
+        let read = |p: &str| std::fs::read_to_string(example.join(p)).expect(p);
+        let blocks = readme_embassy_blocks();
+        let find = |needle: &str| {
+            blocks
+                .iter()
+                .find(|b| b.contains(needle))
+                .unwrap_or_else(|| panic!("README: no block with {needle:?}"))
+                .clone()
+        };
+        assert_eq!(
+            code_lines(&find("async fn main")),
+            code_lines(&read("src/main.rs")),
+            "README main.rs vs firmware/embassy-rp/src/main.rs"
+        );
+        assert_eq!(
+            code_lines(&find("rustc-link-arg-bins")),
+            code_lines(&read("build.rs")),
+            "README build.rs vs firmware/embassy-rp/build.rs"
+        );
+        assert_eq!(
+            code_lines(&find("BOOT2")),
+            code_lines(&read("memory.x")),
+            "README memory.x vs firmware/embassy-rp/memory.x"
+        );
+        let manifest = code_lines(&read("Cargo.toml"));
+        let readme_manifest = find("[dependencies]");
+        let deps = readme_manifest
+            .split("[dependencies]")
+            .nth(1)
+            .and_then(|d| d.split("\n[").next())
+            .unwrap_or("");
+        for dep in code_lines(deps) {
+            if dep.starts_with("stopwire ") {
+                continue;
+            }
+            assert!(
+                manifest.contains(&dep),
+                "README dependency `{dep}` is not in firmware/embassy-rp/Cargo.toml"
+            );
+        }
+    }
 
     #[test]
     fn map_sizes_count_only_the_library_in_flash_sections() {
