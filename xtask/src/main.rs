@@ -5,7 +5,7 @@
 //! | `test` | every test the project has, after installing what it needs (the README's test command) |
 //! | `check` | formatting, clippy and the cross builds only |
 //! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results and the peers' |
-//! | `bench-peers` | the Go and C++ peers of the benchmarks, measured into `target/stopwire-bench/peers.json` ([`bench`]) |
+//! | `bench-peers` | the Go and C++ peers of the benchmarks, measured into `target/stopwire-bench/peers.json` ([`mod@bench`]) |
 //! | `qemu`, `firmware-demo`, `footprint` | microcontroller suites, demo and figures ([`embedded`]) |
 //! | `header`, `install`, `c-test`, `c-bench` | the C API: header generation, installation, C/C++ suites, C timings ([`ctest`]) |
 //! | `c-firmware` | the C-only firmware under QEMU on four Cortex-M cores; `test` also builds the embassy example firmware ([`cfirmware`]) |
