@@ -7,6 +7,7 @@
 //! | `bench-report` | `docs/benchmarks.md`, `docs/benchmarks.svg` and the README table from criterion's results and the peers' |
 //! | `bench-peers` | the Go and C++ peers of the benchmarks, measured into `target/stopwire-bench/peers.json` ([`mod@bench`]) |
 //! | `qemu`, `firmware-demo`, `footprint` | microcontroller suites, demo and figures ([`embedded`]) |
+//! | `latency`, `smp` | longest critical section per operation on the MCU targets; rule checks on two cores ([`realtime`]) |
 //! | `header`, `install`, `c-test`, `c-bench` | the C API: header generation, installation, C/C++ suites, C timings ([`ctest`]) |
 //! | `c-firmware` | the C-only firmware under QEMU on four Cortex-M cores; `test` also builds the embassy example firmware ([`cfirmware`]) |
 //! | `package` | the rustdoc of the workspace with `-D warnings`, the docs.rs build, `cargo package` of both crates ([`package`]) |
@@ -17,6 +18,7 @@ mod cfirmware;
 mod ctest;
 mod embedded;
 mod package;
+mod realtime;
 mod util;
 mod verify;
 
@@ -46,6 +48,10 @@ tasks:
           virt (riscv32imc)
   firmware-demo  the embassy firmware demo on lm3s6965evb (C cancels a task from an interrupt)
   footprint  node, flash and RAM bytes per context for the three MCU targets
+  latency [--max INSNS]  longest critical section per operation, in instructions, on the
+          three MCU targets under QEMU -icount (N = 64 and 4096); --max fails above INSNS
+  smp     rule checks on two harts sharing one arena: QEMU virt -smp 2, riscv32imac and
+          riscv32imc (the latter fails on today's engine: issue 11, item 1)
   header  regenerate include/stopwire.h with cbindgen 0.29.4
   install --prefix DIR  headers, libstopwire.a/.so, stopwire.pc and the CMake package into DIR
   c-test  the C API: header checks, C and C++ suites (plain, ASan/UBSan, valgrind), install
@@ -68,6 +74,8 @@ fn main() -> ExitCode {
         Some("qemu") => embedded::qemu_suite(),
         Some("firmware-demo") => embedded::firmware_demo(),
         Some("footprint") => embedded::footprint().map(|_| Counts::default()),
+        Some("latency") => realtime::latency(&args[1..]).map(|_| Counts::default()),
+        Some("smp") => realtime::smp(),
         Some("header") => ctest::header().map(|_| Counts::default()),
         Some("install") => ctest::install(&args[1..]).map(|_| Counts::default()),
         Some("c-test") => ctest::c_test(),
@@ -216,6 +224,8 @@ fn test() -> Result<Counts> {
     counts.add(cfirmware::test()?);
     // The async layer on the host, the QEMU suites, the firmware demo and the footprint.
     counts.add(embedded::test()?);
+    // Two harts on one arena (riscv32imac), and the critical-section lengths (issue 11).
+    counts.add(realtime::test()?);
     // Every benchmark routine once (criterion's test mode): the benches build and their
     // release-everything asserts hold; no timing is judged here.
     bench::smoke()?;
