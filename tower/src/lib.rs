@@ -1,0 +1,118 @@
+//! # stopwire-tower
+//!
+//! Go's request context for tower, tonic and axum services, on a [`stopwire`] arena: each
+//! request a server takes gets a child context of the server's root, with the deadline the
+//! caller sent in `grpc-timeout`; each call a handler makes under that context carries what is
+//! left of the budget to the next service, and is dropped when the context is done. A whole tree
+//! of services stops together: at the client's deadline, when the client goes away, or when a
+//! server shuts down.
+//!
+//! ```
+//! use std::time::Duration;
+//! use stopwire::{Arena, Ctx};
+//! use stopwire_tower::{ClientLayer, ServerLayer};
+//! use tower::{Layer, Service, ServiceExt};
+//!
+//! static ARENA: Arena<64> = Arena::new();
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let root = ARENA.background().with_cancel().unwrap(); // canceled at shutdown
+//! let server = ServerLayer::new(*root).max_timeout(Duration::from_secs(30));
+//!
+//! // A handler: its context is in the request's extensions.
+//! let handler = tower::service_fn(|req: http::Request<String>| async move {
+//!     let ctx = *req.extensions().get::<Ctx<'static>>().unwrap();
+//!     let deadline = ctx.deadline().unwrap().unwrap();
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(deadline - ARENA.now()))
+//! });
+//! let mut svc = server.layer(handler);
+//!
+//! let req = http::Request::builder()
+//!     .header("grpc-timeout", "300m")
+//!     .body(String::new())
+//!     .unwrap();
+//! let res = svc.ready().await.unwrap().call(req).await.unwrap();
+//! let left = *res.body().inner().unwrap(); // ticks left at the 1 MHz default clock
+//! assert!(left <= 300_000 && left > 200_000);
+//! drop(res); // the response is done: the request's context is released
+//! assert_eq!(ARENA.stats().in_use, 1); // the root only
+//! # let _ = ClientLayer::new();
+//! # }
+//! ```
+//!
+//! ## What it gives
+//!
+//! - [`ServerLayer`]: per request, a child of the root given at construction, with the deadline
+//!   of `grpc-timeout` (clamped by [`ServerLayer::max_timeout`]), in the request's extensions as
+//!   a [`stopwire::Ctx<'static>`] (and as the axum extractor [`ReqCtx`], feature `axum`). The
+//!   context is released, so canceled, when the response is finished, or dropped because the
+//!   client went away. Canceling the root cancels every request in flight (graceful shutdown).
+//!   A full arena, a malformed header, a spent budget or a canceled root are answered at once
+//!   (table in [`ServerLayer`]) and counted in [`ServerStats`].
+//! - [`ClientLayer`]: an outgoing request that carries a `Ctx<'static>` in its extensions gets
+//!   `grpc-timeout` set to the context's remaining time, is refused at once when the context is
+//!   already done, and is dropped (headers and body) when the context becomes done.
+//! - Deadlines fire by themselves: both layers run the arena's deadline driver
+//!   ([`stopwire::ArenaView::expire`]) from a tokio timer at the deadline of the contexts they
+//!   hold, so handlers that await [`done`] wake at the deadline.
+//!
+//! ## Clocks
+//!
+//! The layers convert between `grpc-timeout` and ticks with the arena clock's rate in ticks
+//! per second: [`stopwire::GrpcTimeout::STD_CLOCK_RATE`] (1 MHz, `StdClock`, the host default)
+//! unless told otherwise ([`ServerLayer::rate`], [`ClientLayer::rate`]). The rounding rules of
+//! the header are those of [`stopwire::GrpcTimeout`]: never a later deadline than was sent.
+//!
+//! ## Runtime
+//!
+//! The deadline timers are tokio timers: the layers must run inside a tokio runtime with its
+//! timer enabled (as every hyper, tonic and axum server and client does). Outside any tokio
+//! runtime no timer is armed and deadlines are seen by checks only.
+//!
+//! ## Arena size
+//!
+//! A request in flight holds one slot; each wait on a context ([`done`], and one per outgoing
+//! call of the client layer) holds one more while it waits, and one cell of [`WAITERS`].
+#![warn(clippy::std_instead_of_core)]
+
+mod client;
+mod driver;
+#[cfg(feature = "axum")]
+mod extract;
+mod grpc;
+mod server;
+
+use core::future::Future;
+
+use stopwire::{Ctx, Done, UntilDone, Waiters};
+
+pub use client::{CallBody, CallFuture, Client, ClientLayer, ContextDone};
+#[cfg(feature = "axum")]
+pub use extract::{MissingCtx, ReqCtx};
+pub use grpc::{code_of, Code};
+pub use server::{Server, ServerBody, ServerFuture, ServerLayer, ServerStats};
+
+/// Waker cells for the waits of this crate: [`done`], [`run_until_done`] and the client layer's
+/// calls. One cell per wait in progress; past that, waits poll busily (correct, but costly), so
+/// the registry is sized for a busy server rather than stopwire's default of 8.
+pub static WAITERS: Waiters<1024> = Waiters::new();
+
+/// `ctx.done()` with a cell of [`WAITERS`]: completes with the reason once `ctx` is done.
+///
+/// # Cancellation safety
+///
+/// Cancel-safe: dropping it frees its cell and its registration slot, and changes nothing.
+pub fn done(ctx: Ctx<'static>) -> Done<'static> {
+    ctx.done_in(&WAITERS)
+}
+
+/// `ctx.run_until_done(fut)` with a cell of [`WAITERS`]: `Ok` with `fut`'s output, or `Err`
+/// with the context's reason after dropping `fut`.
+///
+/// # Cancellation safety
+///
+/// As cancel-safe as `fut`: it is dropped at its last `.await` when the context is done.
+pub fn run_until_done<F: Future>(ctx: Ctx<'static>, fut: F) -> UntilDone<'static, F> {
+    done(ctx).run(fut)
+}
