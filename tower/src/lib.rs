@@ -45,7 +45,7 @@
 //!
 //! - [`ServerLayer`]: per request, a child of the root given at construction, with the deadline
 //!   of `grpc-timeout` (clamped by [`ServerLayer::max_timeout`]), in the request's extensions as
-//!   a [`stopwire::Ctx<'static>`] (and as the axum extractor [`ReqCtx`], feature `axum`). The
+//!   a [`stopwire::Ctx<'static>`] (and as the axum extractor `ReqCtx`, feature `axum`). The
 //!   context is released, so canceled, when the response is finished, or dropped because the
 //!   client went away. Canceling the root cancels every request in flight (graceful shutdown).
 //!   A full arena, a malformed header, a spent budget or a canceled root are answered at once

@@ -25,7 +25,7 @@ use crate::grpc::{is_grpc, Refusal};
 ///
 /// The handler finds it in the request's extensions as a [`Ctx<'static>`]
 /// (`req.extensions().get::<stopwire::Ctx<'static>>()`; in tonic `request.extensions()`; in
-/// axum the [`crate::ReqCtx`] extractor). The layer owns it and releases it, which cancels it
+/// axum the `ReqCtx` extractor, feature `axum`). The layer owns it and releases it, which cancels it
 /// and everything made under it, when the response body is finished, or when the response
 /// future or body is dropped: hyper drops them when the client resets the stream or closes the
 /// connection, so a client that goes away cancels the work done for it. Canceling `root` (at

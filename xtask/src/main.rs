@@ -19,6 +19,7 @@ mod ctest;
 mod embedded;
 mod package;
 mod realtime;
+mod tower;
 mod util;
 mod verify;
 
@@ -226,6 +227,7 @@ fn test() -> Result<Counts> {
     counts.add(embedded::test()?);
     // Two harts on one arena (riscv32imac), and the critical-section lengths (issue 11).
     counts.add(realtime::test()?);
+    counts.add(tower::test()?);
     // Every benchmark routine once (criterion's test mode): the benches build and their
     // release-everything asserts hold; no timing is judged here.
     bench::smoke()?;
