@@ -7,10 +7,10 @@ use core::fmt;
 use core::num::{NonZeroU32, NonZeroUsize};
 use core::ops::Deref;
 
-use crate::arena::ArenaView;
-use crate::callback::Callback;
+use crate::engine::arena::ArenaView;
+use crate::engine::callback::Callback;
+use crate::engine::handle::Handle;
 use crate::error::Error;
-use crate::handle::Handle;
 
 /// A context as passed down a call chain: `Copy`, two words, checks without locks.
 ///

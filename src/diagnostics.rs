@@ -24,21 +24,21 @@ use core::fmt;
 use core::panic::Location;
 
 #[cfg(feature = "diagnostics")]
-use crate::arena::ArenaView;
-#[cfg(feature = "diagnostics")]
 use crate::context::Ctx;
 #[cfg(feature = "diagnostics")]
-use crate::error::Error;
+use crate::engine::arena::ArenaView;
 #[cfg(feature = "diagnostics")]
-use crate::handle::Handle;
+use crate::engine::handle::Handle;
 #[cfg(feature = "diagnostics")]
-use crate::slot::{
+use crate::engine::slot::{
     gen_of, is_settled, kind_of, Idx, Kind, ERR_CANCELED, ERR_MASK, HANDLE, HAS_DL, NONE,
 };
 #[cfg(feature = "diagnostics")]
-use crate::sync::Ordering::Relaxed;
+use crate::engine::sync::Ordering::Relaxed;
 #[cfg(feature = "diagnostics")]
-use crate::tree::Tree;
+use crate::engine::tree::Tree;
+#[cfg(feature = "diagnostics")]
+use crate::error::Error;
 
 /// The creation site passed from the public entry points down to [`Tree::create`]. Zero-sized
 /// without the feature, so the default-off build pays nothing.
@@ -78,7 +78,7 @@ impl Tree<'_> {
         let slot = self.arena.slot(i);
         slot.site.store(
             core::ptr::from_ref(site.loc).cast_mut(),
-            crate::sync::Ordering::Relaxed,
+            crate::engine::sync::Ordering::Relaxed,
         );
         slot.born.set(now);
     }

@@ -155,7 +155,7 @@ fn t3_locked_sections_read_the_clock_once_and_run_no_user_code() {
     );
     assert!(nodes.iter().all(|n| n.err() == Err(Error::Canceled)));
     // The bound is written where the critical sections are.
-    let doc = include_str!("../src/arena.rs");
+    let doc = include_str!("../src/engine/arena.rs");
     assert!(doc.contains("# Critical sections (SPEC T3)"));
     assert!(doc.contains("The longest is"));
     for n in nodes {

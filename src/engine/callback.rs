@@ -11,9 +11,9 @@
 
 use core::ffi::c_void;
 
-use crate::arena::ArenaView;
-use crate::slot::{kind_of, pack, unpack, Idx, Kind, NONE};
-use crate::sync::Ordering::Relaxed;
+use crate::engine::arena::ArenaView;
+use crate::engine::slot::{kind_of, pack, unpack, Idx, Kind, NONE};
+use crate::engine::sync::Ordering::Relaxed;
 
 /// A function to run when a context is done: a Rust `fn(usize)` with its argument, or a C
 /// `void (*)(void *)` with its `userdata`.

@@ -61,7 +61,7 @@ mod imp {
 
 #[cfg(all(feature = "std", not(loom)))]
 mod imp {
-    use crate::sync::{AtomicBool, Ordering};
+    use crate::engine::sync::{AtomicBool, Ordering};
 
     /// Test-and-test-and-set spin lock.
     #[derive(Debug)]

@@ -25,14 +25,14 @@
 
 use core::num::{NonZeroU32, NonZeroUsize};
 
-use crate::arena::ArenaView;
-use crate::error::Error;
-use crate::handle::Handle;
-use crate::slot::{
+use crate::engine::arena::ArenaView;
+use crate::engine::handle::Handle;
+use crate::engine::slot::{
     is_live, kind_of, Kind, Slot, ERR_CANCELED, ERR_DEADLINE, ERR_DEADLINE_SEEN, ERR_MASK, HAS_DL,
     NONE,
 };
-use crate::sync::{fence, Ordering::Acquire, Ordering::Relaxed};
+use crate::engine::sync::{fence, Ordering::Acquire, Ordering::Relaxed};
+use crate::error::Error;
 
 impl ArenaView {
     /// The slot of `h` if `h` is valid, with the state read. `Ok(None)` for a root.
@@ -183,7 +183,7 @@ impl ArenaView {
 
     /// The deadline owner's cause, found without the lock (see the module docs).
     fn owner_cause_lockfree(&self, h: Handle) -> Result<u32, Error> {
-        let mut j = h.index().ok_or(Error::Stale)? as crate::slot::Idx;
+        let mut j = h.index().ok_or(Error::Stale)? as crate::engine::slot::Idx;
         for _ in 0..self.slots.len() {
             let slot = self.slot(j);
             if kind_of(slot.state.load(Acquire)) == Kind::Deadline {

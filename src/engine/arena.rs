@@ -2,9 +2,9 @@
 //!
 //! # Design (answers to DESIGN-QUESTIONS.md)
 //!
-//! - **What guards the tree (Q2)**: one lock per arena ([`crate::lock`]): a critical section on
+//! - **What guards the tree (Q2)**: one lock per arena ([`crate::engine::lock`]): a critical section on
 //!   microcontrollers, a spin lock on hosts. Every mutation of the tree is done under it by the
-//!   functions of [`crate::tree`]; every check is lock-free ([`crate::query`]).
+//!   functions of [`crate::engine::tree`]; every check is lock-free ([`crate::engine::query`]).
 //! - **Thin layers, one engine (Q10)**: [`ArenaView`] has one method per operation on raw
 //!   [`Handle`]s. The Rust types ([`crate::Ctx`], [`crate::OwnedCtx`]), the C API (`ffi/`) and the
 //!   async layer only translate arguments and call these methods; no rule is implemented twice.
@@ -18,7 +18,7 @@
 //! # Invariants (numbered; the code cites them as `I1`...)
 //!
 //! - I1. A handle is valid exactly when its slot's state has `HANDLE` and its generation
-//!   ([`crate::slot`]). Every operation validates first and touches nothing when invalid.
+//!   ([`crate::engine::slot`]). Every operation validates first and touches nothing when invalid.
 //! - I2. A node is in its parent's child list exactly when it is allocated, not settled, has a
 //!   parent slot, and is neither detached nor a claimed callback. Cancel walks reach exactly
 //!   these nodes.
@@ -30,7 +30,7 @@
 //! - I4. A settled node (`ERR` 1 or 2) has no children in its list: the walk that settled it
 //!   drained the list, and children created under a done parent are born settled (SPEC C7).
 //! - I5. A deadline owner is in the deadline queue exactly when it is not settled
-//!   ([`crate::deadline`]).
+//!   ([`crate::engine::deadline`]).
 //! - I6. `deadline`, `parent`, `kind` and the payload of a slot never change while it is allocated;
 //!   lock-free readers may therefore read them after validating the handle and re-validate after.
 //!
@@ -53,10 +53,10 @@ use core::ops::Deref;
 
 use crate::clock::{default_clock, Clock};
 use crate::context::Ctx;
-use crate::handle::Handle;
-use crate::lock::Lock;
-use crate::slot::{AtomicIdx, Idx, Slot, NONE};
-use crate::sync::{AtomicU32, Ordering::Relaxed};
+use crate::engine::handle::Handle;
+use crate::engine::lock::Lock;
+use crate::engine::slot::{AtomicIdx, Idx, Slot, NONE};
+use crate::engine::sync::{AtomicU32, Ordering::Relaxed};
 
 /// Arena storage with the capacity as part of the type (`Arena<N>`) or erased (`ArenaView`).
 ///
@@ -101,7 +101,7 @@ pub(crate) struct Header {
     pub(crate) free_head: AtomicIdx,
     /// Slots from here to the end have never been used.
     pub(crate) unused_from: AtomicIdx,
-    /// Deadline queue ([`crate::deadline`]), sorted by deadline.
+    /// Deadline queue ([`crate::engine::deadline`]), sorted by deadline.
     pub(crate) dq_head: AtomicIdx,
     pub(crate) dq_tail: AtomicIdx,
     pub(crate) in_use: AtomicU32,

@@ -1,11 +1,11 @@
-//! An audit of the arena's structural invariants (I1-I5 of [`crate::arena`]): for tests, fuzzing
+//! An audit of the arena's structural invariants (I1-I5 of [`crate::engine::arena`]): for tests, fuzzing
 //! and debugging. O(N²) in the capacity; call it when no other operation is in flight.
 
 use core::fmt;
 
-use crate::arena::ArenaView;
-use crate::slot::{is_settled, kind_of, unpack, Idx, Kind, Pair, HANDLE, HAS_DL, NONE};
-use crate::sync::Ordering::Relaxed;
+use crate::engine::arena::ArenaView;
+use crate::engine::slot::{is_settled, kind_of, unpack, Idx, Kind, Pair, HANDLE, HAS_DL, NONE};
+use crate::engine::sync::Ordering::Relaxed;
 
 /// A broken invariant found by [`ArenaView::audit`]: what is wrong, and at which slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -47,11 +47,11 @@
 //! | `refs` | what still needs this slot: allocated children in any state, and registrations until they have run or been stopped (I3) |
 //! | `payload` | value node: key, value. Deadline owner: cause, queue links. Callback: function, data |
 
-use crate::sync::{AtomicPtr, AtomicU32, Ordering::Relaxed};
+use crate::engine::sync::{AtomicPtr, AtomicU32, Ordering::Relaxed};
 
 #[cfg(target_pointer_width = "64")]
 mod width {
-    use crate::sync::{AtomicU32, AtomicU64, Ordering};
+    use crate::engine::sync::{AtomicU32, AtomicU64, Ordering};
 
     /// A slot index. 32 bits on 64-bit hosts, 16 bits on microcontrollers.
     pub(crate) type Idx = u32;
@@ -87,7 +87,7 @@ mod width {
 
 #[cfg(not(target_pointer_width = "64"))]
 mod width {
-    use crate::sync::{AtomicU16, AtomicU32, Ordering};
+    use crate::engine::sync::{AtomicU16, AtomicU32, Ordering};
 
     /// A slot index. 32 bits on 64-bit hosts, 16 bits on microcontrollers.
     pub(crate) type Idx = u16;

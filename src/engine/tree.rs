@@ -26,19 +26,19 @@
 //! frees the slot, decrements the parent's `refs`, and continues up while the parent is a zombie
 //! with no other child: iterative, O(depth).
 
-use crate::arena::ArenaView;
-use crate::callback::{Callback, Pending};
 use crate::diagnostics::Site;
-use crate::error::Error;
-use crate::handle::Handle;
-use crate::slot::{
+use crate::engine::arena::ArenaView;
+use crate::engine::callback::{Callback, Pending};
+use crate::engine::handle::Handle;
+use crate::engine::slot::{
     gen_of, is_live, is_settled, kind_of, make_state, pack, unpack, with_gen, Idx, Kind, Slot,
     ERR_CANCELED, ERR_DEADLINE, ERR_DEADLINE_SEEN, ERR_MASK, ERR_NONE, HANDLE, HAS_DL, NONE,
 };
-use crate::sync::{
+use crate::engine::sync::{
     fence,
     Ordering::{Relaxed, Release},
 };
+use crate::error::Error;
 
 /// What a new slot is to be.
 #[derive(Clone, Copy, Debug)]

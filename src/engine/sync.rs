@@ -6,7 +6,7 @@
 //!
 //! Only loads and stores are used on targets without compare-and-swap (thumbv6m, riscv32imc):
 //! every read-modify-write there happens inside the arena lock (a critical section), see
-//! [`crate::lock`]. Compare-and-swap is used only behind `cfg(target_has_atomic = "32")`.
+//! [`crate::engine::lock`]. Compare-and-swap is used only behind `cfg(target_has_atomic = "32")`.
 
 #[cfg(all(not(loom), feature = "std"))]
 pub(crate) use core::sync::atomic::AtomicBool;

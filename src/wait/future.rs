@@ -55,13 +55,13 @@ use core::task::{Context, Poll, Waker};
 use embassy_time::{Duration, Instant, Timer};
 
 #[cfg(feature = "embassy")]
-use crate::arena::ArenaView;
-#[cfg(feature = "embassy")]
 use crate::clock::Clock;
 use crate::context::{AfterFunc, Ctx};
+#[cfg(feature = "embassy")]
+use crate::engine::arena::ArenaView;
+use crate::engine::lock::Lock;
+use crate::engine::sync::{AtomicU32, Ordering::Relaxed};
 use crate::error::Error;
-use crate::lock::Lock;
-use crate::sync::{AtomicU32, Ordering::Relaxed};
 
 #[cfg(feature = "embassy")]
 /// An arena clock reading `embassy_time::Instant` ticks (SPEC T4): one arena tick is one

@@ -20,11 +20,11 @@
 //! queued until a driver counts them would hold their slots until `expire` runs, so a program that
 //! never calls `expire` would leak them (A6).
 
-use crate::arena::ArenaView;
-use crate::callback::Pending;
-use crate::slot::{pack, unpack, Idx, Pair, ERR_DEADLINE, NONE};
-use crate::sync::Ordering::Relaxed;
-use crate::tree::Tree;
+use crate::engine::arena::ArenaView;
+use crate::engine::callback::Pending;
+use crate::engine::slot::{pack, unpack, Idx, Pair, ERR_DEADLINE, NONE};
+use crate::engine::sync::Ordering::Relaxed;
+use crate::engine::tree::Tree;
 
 impl Tree<'_> {
     fn dq_links(&self, i: Idx) -> (Idx, Idx) {
