@@ -79,7 +79,7 @@ mod wait;
 
 #[cfg(feature = "std")]
 pub use clock::StdClock;
-pub use clock::{Clock, FnClock, ManualClock, NoClock};
+pub use clock::{advanced, Clock, FnClock, ManualClock, NoClock};
 pub use context::{AfterFunc, Ctx, OwnedCtx};
 #[cfg(feature = "diagnostics")]
 pub use diagnostics::{Leaks, Live, LiveIter, LiveKind, Report, LEAKS_KEPT};
@@ -96,4 +96,4 @@ pub use group::{Member, TaskGroup, Wait};
 #[cfg(all(feature = "embassy", not(loom)))]
 pub use wait::future::EmbassyClock;
 #[cfg(all(feature = "async", not(loom)))]
-pub use wait::future::{Done, UntilDone, Waiters, DEFAULT_WAITERS};
+pub use wait::future::{Done, UntilDone};

@@ -2,64 +2,89 @@
 //!
 //! # What a check reads
 //!
-//! One `Acquire` load of the context's own state word, whatever the depth of the tree: the cancel
-//! walk has already pushed cancellation down to every descendant, and every node stores its
-//! effective deadline. The load answers the handle's validity (generation and `HANDLE` in the same
-//! word), Err, and whether a deadline exists. Only with a deadline is the clock read and compared;
-//! a context without one never pays for the clock.
+//! One `Acquire` load of the context's own state word, whatever the depth of the tree: walks
+//! push cancellation down to every descendant, and every node stores its effective deadline. The
+//! load answers the handle's validity (generation and `HANDLE` in the same word), Err, and whether
+//! a deadline exists.
 //!
-//! When a check finds the deadline passed and no Err recorded, it records `ERR_DEADLINE_SEEN` with
-//! one compare-and-swap (targets that have CAS), so that a concurrent cancel cannot later record
-//! `Canceled` and change an Err already reported (SPEC C4). This happens once per node. On
-//! targets without CAS (single core), it re-reads the state instead: the cancel walk runs entirely
-//! inside a critical section, so it is either wholly before the re-read or wholly after the clock
-//! reading, and both orders agree.
+//! With a deadline, what the check does depends on who drives deadlines:
+//!
+//! - **A real-time driver runs** (the host driver thread on a clock with a known rate): expiry is
+//!   a state change like a cancel, made by the driver within its lateness (measured by the
+//!   `deadline/fire` benchmark). The check reads nothing more, as Go's `Err()` does on a timer
+//!   context. So a check may report "not done" for that long after the deadline, never longer.
+//! - **Otherwise** (firmware, virtual clocks, arenas no driver serves): the check reads the clock
+//!   and compares. When it finds the deadline passed and no Err recorded, it must make sure no
+//!   walk later records another Err (SPEC C4). With compare-and-swap it records "deadline seen"
+//!   with one CAS (once per node); without it (thumbv6m, RP2040, riscv32imc), it issues a
+//!   sequentially consistent fence and reads the state again, which pairs with the walk's
+//!   "marking" protocol ([`crate::engine::walk`]). Neither relies on there being one core.
 //!
 //! # Reads beyond the state word
 //!
 //! A stale handle may race with the reuse of its slot, so every read of another field is followed
 //! by a re-validation of the state word (a sequence lock keyed by the generation, invariant I6);
-//! all fields are atomics, so the race itself is defined behaviour. Value and cause lookups walk
-//! up the parent chain, bounded by the capacity; if the handle is still valid after the walk, the
-//! chain was stable throughout (released ancestors stay allocated while a descendant is held).
+//! all fields are atomics, so the race itself is defined behaviour. Value lookups walk up the
+//! parent chain, bounded by the capacity; if the handle is still valid after the walk, the chain
+//! was stable throughout (released ancestors stay allocated while a descendant is held).
+//!
+//! # Released handles
+//!
+//! A handle whose owner released it, and whose slot has not been handed out again, still has its
+//! generation in the slot, without `HANDLE`. For a cancelable context (`with_cancel`,
+//! `with_deadline`, `with_timeout`) checks report the Err it had when released — release cancels,
+//! so `Canceled` unless it was done before — and `cause` its cause: a log can tell "the request
+//! went away" from a bug that kept a dead handle. Once the slot is reused, and for every other
+//! operation, the handle is stale (SPEC A2, A4).
 
 use core::num::{NonZeroU32, NonZeroUsize};
 
 use crate::engine::arena::ArenaView;
 use crate::engine::handle::Handle;
 use crate::engine::slot::{
-    is_live, kind_of, Kind, Slot, ERR_CANCELED, ERR_DEADLINE, ERR_DEADLINE_SEEN, ERR_MASK, HAS_DL,
-    NONE,
+    gen_of, kind_of, Kind, Slot, State, ERR_CANCELED, ERR_DEADLINE, ERR_MASK, ERR_TRANSIENT,
+    HANDLE, HAS_DL, NONE,
 };
 use crate::engine::sync::{fence, Ordering::Acquire, Ordering::Relaxed};
 use crate::error::Error;
 
+/// What a handle names right now.
+enum Loaded<'a> {
+    Root,
+    Live(&'a Slot, State),
+    /// Released by its owner, slot not reused: the state as it is.
+    Released(&'a Slot, State),
+}
+
 impl ArenaView {
-    /// The slot of `h` if `h` is valid, with the state read. `Ok(None)` for a root.
     #[inline(always)]
-    fn load(&self, h: Handle) -> Result<Option<(&Slot, u32)>, Error> {
-        // Index 0 and the root range wrap to an index beyond any arena.
-        let i = (h.to_raw() as u32).wrapping_sub(1) as usize;
-        match self.slots.get(i) {
-            Some(slot) => {
-                let s = slot.state.load(Acquire);
-                if is_live(s, h.generation()) {
-                    Ok(Some((slot, s)))
+    fn load(&self, h: Handle) -> Result<Loaded<'_>, Error> {
+        let (i, g) = self.header.packing.decode(h);
+        if let Some(slot) = self.slots.get(i) {
+            let s = slot.state.load(Acquire);
+            if gen_of(s) == g {
+                return Ok(if s & HANDLE != 0 {
+                    Loaded::Live(slot, s)
                 } else {
-                    Err(Error::Stale)
-                }
+                    Loaded::Released(slot, s)
+                });
             }
-            None if h.is_root() => Ok(None),
-            None => Err(Error::Stale),
+        }
+        if h.is_root() {
+            Ok(Loaded::Root)
+        } else {
+            Err(Error::Stale)
         }
     }
 
-    /// Re-reads the state after reading other fields: still the same handle?
+    /// Re-reads the state after reading other fields: still the same occupant (and still live,
+    /// if `live`)?
     #[inline]
-    fn revalidate(slot: &Slot, h: Handle) -> Result<u32, Error> {
+    fn revalidate(slot: &Slot, h: Handle, g: u64, live: bool) -> Result<State, Error> {
+        let _ = h;
         fence(Acquire);
         let s = slot.state.load(Relaxed);
-        if is_live(s, h.generation()) {
+        if gen_of(s) == g && (!live || s & HANDLE != 0) {
             Ok(s)
         } else {
             Err(Error::Stale)
@@ -67,7 +92,7 @@ impl ArenaView {
     }
 
     #[inline]
-    fn err_of_state(s: u32) -> Result<(), Error> {
+    fn err_of_state(s: State) -> Result<(), Error> {
         match s & ERR_MASK {
             0 => Ok(()),
             ERR_CANCELED => Err(Error::Canceled),
@@ -75,15 +100,28 @@ impl ArenaView {
         }
     }
 
+    /// The Err a released handle reports (module docs), or stale.
+    fn released_err(s: State) -> Error {
+        match (kind_of(s), s & ERR_MASK) {
+            (Kind::Cancel | Kind::Deadline | Kind::Free, ERR_CANCELED) => Error::Canceled,
+            (Kind::Cancel | Kind::Deadline | Kind::Free, ERR_DEADLINE) => Error::DeadlineExceeded,
+            _ => Error::Stale,
+        }
+    }
+
     /// `Ok(())` while `h` is not done; `Err(Canceled)` or `Err(DeadlineExceeded)` once it is
-    /// (SPEC C4, D4); `Err(Stale)` for a released or forged handle (A2). Lock-free (T2).
+    /// (SPEC C4, D4), also once its owner released it (module docs); `Err(Stale)` for a forged
+    /// handle or one whose slot was reused (A2). Lock-free (T2).
     #[inline]
     pub fn err(&self, h: Handle) -> Result<(), Error> {
-        match self.load(h)? {
-            None => Ok(()),
-            Some((_, s)) if s & (ERR_MASK | HAS_DL) == 0 => Ok(()),
-            Some((slot, s)) => Self::err_slow(slot, s, h, self),
+        let (i, g) = self.header.packing.decode(h);
+        if let Some(slot) = self.slots.get(i) {
+            let s = slot.state.load(Acquire);
+            if gen_of(s) == g && s & (HANDLE | ERR_MASK | HAS_DL) == HANDLE {
+                return Ok(());
+            }
         }
+        self.err_slow(h)
     }
 
     /// The hot-path check: true when `h` is done, and for a stale handle (SPEC T2, A2).
@@ -93,58 +131,120 @@ impl ArenaView {
     }
 
     #[inline(never)]
-    fn err_slow(slot: &Slot, s: u32, h: Handle, arena: &ArenaView) -> Result<(), Error> {
-        if kind_of(s).is_callback() {
-            return Err(Error::NotContext);
-        }
-        if s & ERR_MASK != 0 {
-            return Self::err_of_state(s);
-        }
-        arena.deadline_check(slot, s, h)
-    }
-
-    /// A live node with a deadline and no Err: compare with the clock.
-    fn deadline_check(&self, slot: &Slot, s: u32, h: Handle) -> Result<(), Error> {
-        let deadline = slot.deadline.get();
-        let now = self.header.clock.now();
-        if now < deadline {
-            let s2 = Self::revalidate(slot, h)?;
-            return Self::err_of_state(s2);
-        }
-        #[cfg(target_has_atomic = "32")]
-        {
-            // Pairs with the writer's release fence (`ArenaView::locked_at`): if `deadline` was
-            // read from a newer occupant of the slot, the CAS below then sees the retirement and
-            // fails, instead of marking this context expired by another's deadline (SPEC A2, C4).
-            fence(Acquire);
-            let mut cur = s;
-            loop {
-                match slot.state.compare_exchange_weak(
-                    cur,
-                    cur | ERR_DEADLINE_SEEN,
-                    Acquire,
-                    Acquire,
-                ) {
-                    Ok(_) => return Err(Error::DeadlineExceeded),
-                    Err(actual) => {
-                        if !is_live(actual, h.generation()) {
-                            return Err(Error::Stale);
+    fn err_slow(&self, h: Handle) -> Result<(), Error> {
+        match self.load(h)? {
+            Loaded::Root => Ok(()),
+            Loaded::Released(_, s) => Err(Self::released_err(s)),
+            Loaded::Live(slot, s) => {
+                if kind_of(s).is_callback() {
+                    return Err(Error::NotContext);
+                }
+                match s & ERR_MASK {
+                    0 if s & HAS_DL == 0 => Ok(()),
+                    0 => {
+                        if self.checks_read_clock() {
+                            self.deadline_check(slot, s, h)
+                        } else {
+                            Ok(())
                         }
-                        if actual & ERR_MASK != 0 {
-                            return Self::err_of_state(actual);
-                        }
-                        cur = actual;
                     }
+                    ERR_TRANSIENT => self.transient(slot, s, h),
+                    _ => Self::err_of_state(s),
                 }
             }
         }
-        #[cfg(not(target_has_atomic = "32"))]
+    }
+
+    /// A live node with a deadline and no Err, on an arena whose checks read the clock.
+    fn deadline_check(&self, slot: &Slot, s: State, h: Handle) -> Result<(), Error> {
+        let g = gen_of(s);
+        let deadline = slot.deadline.get();
+        let now = self.header.clock.now();
+        if now < deadline {
+            let s2 = Self::revalidate(slot, h, g, true)?;
+            return match s2 & ERR_MASK {
+                ERR_TRANSIENT => self.transient(slot, s2, h),
+                _ => Self::err_of_state(s2),
+            };
+        }
+        self.record_seen(slot, s, h)
+    }
+
+    /// The deadline has passed and no Err was recorded: record it (CAS targets).
+    #[cfg(all(target_has_atomic = "32", not(stopwire_no_cas)))]
+    fn record_seen(&self, slot: &Slot, s: State, h: Handle) -> Result<(), Error> {
+        let _ = h;
+        let g = gen_of(s);
+        // Pairs with the writer's release fence (`ArenaView::step`): if `deadline` was read from a
+        // newer occupant of the slot, the CAS below then sees the new generation and fails,
+        // instead of marking this context expired by another's deadline (SPEC A2, C4).
+        fence(Acquire);
+        let mut cur = s;
+        loop {
+            match slot
+                .state
+                .compare_exchange_weak(cur, cur | ERR_TRANSIENT, Acquire, Acquire)
+            {
+                Ok(_) => return Err(Error::DeadlineExceeded),
+                Err(actual) => {
+                    if gen_of(actual) != g {
+                        return Err(Error::Stale);
+                    }
+                    if actual & HANDLE == 0 {
+                        return Err(Self::released_err(actual));
+                    }
+                    if actual & ERR_MASK != 0 {
+                        return Self::err_of_state(actual);
+                    }
+                    cur = actual;
+                }
+            }
+        }
+    }
+
+    /// The deadline has passed and no Err was recorded (no-CAS targets): the fence pairs with the
+    /// walk's marking protocol ([`crate::engine::walk`]).
+    #[cfg(any(not(target_has_atomic = "32"), stopwire_no_cas))]
+    fn record_seen(&self, slot: &Slot, s: State, h: Handle) -> Result<(), Error> {
+        use crate::engine::sync::Ordering::SeqCst;
+        let g = gen_of(s);
+        fence(SeqCst);
+        let s2 = slot.state.load(Relaxed);
+        if gen_of(s2) != g {
+            return Err(Error::Stale);
+        }
+        if s2 & HANDLE == 0 {
+            return Err(Self::released_err(s2));
+        }
+        match s2 & ERR_MASK {
+            0 => Err(Error::DeadlineExceeded),
+            ERR_TRANSIENT => self.transient(slot, s2, h),
+            _ => Self::err_of_state(s2),
+        }
+    }
+
+    /// `ERR_TRANSIENT` on a live context: "deadline seen" (CAS targets), or a walk marking it
+    /// right now (no-CAS targets: wait for its final value, a few instructions away).
+    fn transient(&self, slot: &Slot, s: State, h: Handle) -> Result<(), Error> {
+        let _ = (slot, h);
+        #[cfg(all(target_has_atomic = "32", not(stopwire_no_cas)))]
         {
             let _ = s;
-            let s2 = Self::revalidate(slot, h)?;
-            match s2 & ERR_MASK {
-                0 => Err(Error::DeadlineExceeded),
-                _ => Self::err_of_state(s2),
+            Err(Error::DeadlineExceeded)
+        }
+        #[cfg(any(not(target_has_atomic = "32"), stopwire_no_cas))]
+        {
+            let g = gen_of(s);
+            loop {
+                crate::engine::sync::spin_hint();
+                let s2 = slot.state.load(Acquire);
+                if gen_of(s2) != g {
+                    return Err(Error::Stale);
+                }
+                match s2 & ERR_MASK {
+                    ERR_TRANSIENT => continue,
+                    _ => return Self::err_of_state(s2),
+                }
             }
         }
     }
@@ -152,56 +252,56 @@ impl ArenaView {
     /// The cause of a done context (SPEC K1-K7): `Ok(Some(code))`, or `Ok(None)` when it was
     /// done without a cause; `Err(NotDone)` before it is done. Lock-free, never torn (K6).
     pub fn cause(&self, h: Handle) -> Result<Option<NonZeroU32>, Error> {
-        let Some((slot, s)) = self.load(h)? else {
-            return Err(Error::NotDone);
+        let (slot, s, live) = match self.load(h)? {
+            Loaded::Root => return Err(Error::NotDone),
+            Loaded::Live(slot, s) => (slot, s, true),
+            Loaded::Released(slot, s) => {
+                if Self::released_err(s) == Error::Stale {
+                    return Err(Error::Stale);
+                }
+                (slot, s, false)
+            }
         };
+        let g = gen_of(s);
         if kind_of(s).is_callback() {
             return Err(Error::NotContext);
         }
-        let settled = match s & ERR_MASK {
-            ERR_CANCELED | ERR_DEADLINE => true,
-            ERR_DEADLINE_SEEN => false,
-            _ => match self.err(h) {
+        let settled = if live {
+            match self.err(h) {
                 Ok(()) => return Err(Error::NotDone),
+                Err(Error::Canceled) => true,
                 Err(Error::DeadlineExceeded) => {
                     // Settled meanwhile, or seen now: read the state again to know which.
-                    let s2 = Self::revalidate(slot, h)?;
+                    let s2 = Self::revalidate(slot, h, g, true)?;
                     matches!(s2 & ERR_MASK, ERR_CANCELED | ERR_DEADLINE)
                 }
-                Err(Error::Canceled) => true,
                 Err(e) => return Err(e),
-            },
+            }
+        } else {
+            true
         };
         let cause = if settled {
             slot.cause()
         } else {
-            self.owner_cause_lockfree(h)?
+            // Seen by a check, not settled yet: the deadline owner's cause (I6: `dl_owner` and
+            // the owner's payload are immutable while this node is allocated).
+            let owner = slot.dl_owner.load(Relaxed);
+            match self.slots.get(owner as usize) {
+                Some(o) if owner != NONE => o.word(0) as u32,
+                _ => 0,
+            }
         };
-        Self::revalidate(slot, h)?;
+        Self::revalidate(slot, h, g, live)?;
         Ok(NonZeroU32::new(cause))
-    }
-
-    /// The deadline owner's cause, found without the lock (see the module docs).
-    fn owner_cause_lockfree(&self, h: Handle) -> Result<u32, Error> {
-        let mut j = h.index().ok_or(Error::Stale)? as crate::engine::slot::Idx;
-        for _ in 0..self.slots.len() {
-            let slot = self.slot(j);
-            if kind_of(slot.state.load(Acquire)) == Kind::Deadline {
-                return Ok(slot.word(0) as u32);
-            }
-            j = slot.parent();
-            if j == NONE || j as usize >= self.slots.len() {
-                break;
-            }
-        }
-        Ok(0)
     }
 
     /// The effective deadline (SPEC D2, D6), or `None` for roots, detached contexts and contexts
     /// without one. Lock-free.
     pub fn deadline(&self, h: Handle) -> Result<Option<u64>, Error> {
-        let Some((slot, s)) = self.load(h)? else {
-            return Ok(None);
+        let (slot, s) = match self.load(h)? {
+            Loaded::Root => return Ok(None),
+            Loaded::Live(slot, s) => (slot, s),
+            Loaded::Released(..) => return Err(Error::Stale),
         };
         if kind_of(s).is_callback() {
             return Err(Error::NotContext);
@@ -210,7 +310,7 @@ impl ArenaView {
             return Ok(None);
         }
         let d = slot.deadline.get();
-        Self::revalidate(slot, h)?;
+        Self::revalidate(slot, h, gen_of(s), true)?;
         Ok(Some(d))
     }
 
@@ -220,26 +320,32 @@ impl ArenaView {
         if key == 0 {
             return Err(Error::ZeroKey);
         }
-        let Some((slot, s)) = self.load(h)? else {
-            return Ok(None);
+        let (slot, s) = match self.load(h)? {
+            Loaded::Root => return Ok(None),
+            Loaded::Live(slot, s) => (slot, s),
+            Loaded::Released(..) => return Err(Error::Stale),
         };
         if kind_of(s).is_callback() {
             return Err(Error::NotContext);
         }
+        let n = self.slots.len();
         let mut found = None;
         let mut cur = slot;
-        for _ in 0..self.slots.len() {
-            if kind_of(cur.state.load(Acquire)) == Kind::Value && cur.word(0) == key {
+        let mut cs = s;
+        for _ in 0..n {
+            if kind_of(cs) == Kind::Value && cur.word(0) == key {
                 found = Some(cur.word(1));
                 break;
             }
-            let p = cur.parent();
-            match self.slots.get(p as usize) {
-                Some(next) if p != NONE => cur = next,
-                _ => break,
+            let p = cur.parent() as usize;
+            if p >= n {
+                break; // NONE (a child of a root), or a torn read of a reused slot
             }
+            // SAFETY: `p < n` was checked just above.
+            cur = unsafe { self.slots.get_unchecked(p) };
+            cs = cur.state.load(Acquire);
         }
-        Self::revalidate(slot, h)?;
+        Self::revalidate(slot, h, gen_of(s), true)?;
         Ok(found)
     }
 

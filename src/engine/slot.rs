@@ -1,35 +1,46 @@
 //! One arena slot: the node of the context tree, and its state word.
 //!
-//! # The state word (`Slot::state`, one `AtomicU32`)
+//! # The state word (`Slot::state`: `AtomicU64` on 64-bit hosts, `AtomicU32` on MCUs)
 //!
 //! ```text
-//!  31                      7 6    4  3        2       1 0
-//! +-------------------------+------+--------+--------+---+
-//! |  generation (25 bits)   | kind | HANDLE | HAS_DL |ERR|
-//! +-------------------------+------+--------+--------+---+
+//!  63 (31 on MCUs)                7 6    4  3        2       1 0
+//! +--------------------------------+------+--------+--------+---+
+//! |  generation (57 bits / 25)     | kind | HANDLE | HAS_DL |ERR|
+//! +--------------------------------+------+--------+--------+---+
 //! ```
 //!
-//! - `ERR` (2 bits): `0` not done; `1` Canceled; `2` DeadlineExceeded; `3` DeadlineExceeded seen
-//!   by a check before any walk reached the node. `1` and `2` are *settled*: the cancel walk has
-//!   marked the node, unlinked it from its parent's child list and written its cause into `links`.
-//!   `3` is set only by a lock-free check with compare-and-swap (targets that have it); the cause
-//!   is then derived from the deadline owner, and a later walk settles it to `2`.
+//! - `ERR` (2 bits): `0` not done; `1` Canceled; `2` DeadlineExceeded; `3` a transient mark, see
+//!   below. `1` and `2` are *settled*: a walk has marked the node, unlinked it from its parent's
+//!   child list and written its cause into `links`.
+//!   `3` means, on targets with compare-and-swap, "DeadlineExceeded seen by a lock-free check before
+//!   any walk reached the node" (the cause is then the deadline owner's, a later walk settles it to
+//!   `2`); on targets without it (and under `cfg(stopwire_no_cas)`), "a walk is deciding this
+//!   node's Err right now" (`MARKING`, held for a few instructions inside the lock, never across
+//!   two locked sections; a check that sees it waits for the final value, [`crate::engine::query`]).
+//!   For callback registrations the bits mean: `1` linked in its context's list, `2` claimed by a
+//!   walk and waiting to run (its handle still stops it), `3` stopped while claimed.
 //! - `HAS_DL`: the node has an effective deadline, stored in `deadline` (SPEC D2, D5).
-//! - `HANDLE`: a handle with this generation is outstanding. Cleared at release; a handle is
-//!   valid exactly when `HANDLE` is set and the generations match (SPEC A2).
+//! - `HANDLE`: the owner's handle is outstanding. Cleared at release; a handle is *live* exactly
+//!   when `HANDLE` is set and the generations match (SPEC A2). A handle whose generation matches a
+//!   slot without `HANDLE` was released by its owner and the slot not reused since: checks report
+//!   the Err it had (`Canceled` if none), every other operation reports it stale (SPEC A4).
 //! - `kind`: [`Kind`]; fixed while the slot is allocated, kept while a released slot waits for its
 //!   descendants (value lookups read it).
-//! - `generation`: bumped once per lifetime, at release, so a released handle is stale at once
-//!   (SPEC A4) and a slot can be reused 2^25 times before a stale handle could alias (A2 asks 2^24).
+//! - `generation`: bumped when a slot is handed out again (at allocation, not at release), so
+//!   handles of a previous occupant are stale from then on. The handle carries as many of its bits
+//!   as the arena's index width leaves free ([`crate::engine::handle`]); on 64-bit hosts that is
+//!   about 50 bits, on MCUs 25. With first-in-first-out reuse of free slots, a stale handle can
+//!   alias a newcomer only after `2^generation_bits x free slots` creations (SPEC A2).
 //!
-//! Callback registrations carry `ERR = 1` from birth, so that the done check's fast path
+//! Callback registrations carry a non-zero `ERR` from birth, so that the done check's fast path
 //! (`ERR` and `HAS_DL` both clear) needs no kind test; every slow path tests the kind first and
 //! answers [`crate::Error::NotContext`] for them.
 //!
-//! Legal combinations: a free slot has kind `Free`, no `HANDLE`. An allocated slot with `HANDLE`
-//! is live; without `HANDLE` it is a *zombie* kept for its descendants and registrations (SPEC
-//! A5), always settled unless its kind is `Detached` or `Value` (neither has a cancellation of its
-//! own, W1, V4). `ERR = 3` implies `HAS_DL`.
+//! Legal combinations: a free slot has kind `Free`, no `HANDLE`, and keeps the `ERR` of its last
+//! occupant's release. An allocated slot with `HANDLE` is live; without `HANDLE` it is a *zombie*
+//! kept for its descendants, registrations or a walk in progress (I3), always settled unless its
+//! kind is `Detached` or `Value` (neither has a cancellation of its own, W1, V4). `ERR = 3` on a
+//! context implies `HAS_DL`.
 //!
 //! # Other fields
 //!
@@ -41,13 +52,17 @@
 //! | field | meaning |
 //! |---|---|
 //! | `deadline` | effective deadline in ticks (valid with `HAS_DL`); immutable while allocated |
-//! | `links` | live and linked: next and previous sibling; settled: the cause; free: next free slot; a claimed callback: next pending callback |
-//! | `parent` | parent slot, or `NONE` for children of a root and unlinked registrations |
-//! | `first_child` | head of the list of children not yet reached by a cancel walk |
-//! | `refs` | what still needs this slot: allocated children in any state, and registrations until they have run or been stopped (I3) |
-//! | `payload` | value node: key, value. Deadline owner: cause, queue links. Callback: function, data |
+//! | `links` | linked in a child list: next and previous sibling; settled: the cause (kept while free, for checks of released handles); a claimed callback: next in its walk's dispatch list |
+//! | `parent` | parent slot, or `NONE` for children of a root and registrations on roots or detached contexts |
+//! | `first_child` | allocated: head of the list of children not yet reached by a walk; free: next free slot |
+//! | `refs` | what still needs this slot: allocated children in any state, registrations until run or stopped, and a walk or reclamation paused at this node between two locked sections (I3) |
+//! | `dl_owner` | with `HAS_DL`: the slot of the deadline owner whose deadline this is (itself for an owner); its cause is the one an expiry records (K5), found in O(1) |
+//! | `payload` | value node: key, value. Deadline owner: cause, deadline-lane links. Callback: function, data |
+//! | `waiters` | head of the list of threads and futures waiting for this node ([`crate::engine::waiter`]) |
 
-use crate::engine::sync::{AtomicPtr, AtomicU32, Ordering::Relaxed};
+#[cfg(feature = "diagnostics")]
+use crate::engine::sync::AtomicU32;
+use crate::engine::sync::{AtomicPtr, Ordering::Relaxed};
 
 #[cfg(target_pointer_width = "64")]
 mod width {
@@ -60,6 +75,9 @@ mod width {
     pub(crate) type AtomicPair = AtomicU64;
     pub(crate) type Pair = u64;
     pub(crate) const IDX_BITS: u32 = 32;
+    /// The state word.
+    pub(crate) type State = u64;
+    pub(crate) type AtomicState = AtomicU64;
 
     /// A `u64` readable without a lock.
     #[derive(Debug)]
@@ -67,12 +85,12 @@ mod width {
 
     impl Ticks {
         #[cfg(not(loom))]
-        pub(crate) const fn new() -> Self {
-            Ticks(AtomicU64::new(0))
+        pub(crate) const fn with(v: u64) -> Self {
+            Ticks(AtomicU64::new(v))
         }
         #[cfg(loom)]
-        pub(crate) fn new() -> Self {
-            Ticks(AtomicU64::new(0))
+        pub(crate) fn with(v: u64) -> Self {
+            Ticks(AtomicU64::new(v))
         }
         #[inline]
         pub(crate) fn get(&self) -> u64 {
@@ -96,6 +114,9 @@ mod width {
     pub(crate) type AtomicPair = AtomicU32;
     pub(crate) type Pair = u32;
     pub(crate) const IDX_BITS: u32 = 16;
+    /// The state word.
+    pub(crate) type State = u32;
+    pub(crate) type AtomicState = AtomicU32;
 
     /// A `u64` as two halves: 32-bit targets have no 64-bit atomic load. A torn read is possible
     /// only while the slot is being reused, and readers then fail generation re-validation.
@@ -104,12 +125,12 @@ mod width {
 
     impl Ticks {
         #[cfg(not(loom))]
-        pub(crate) const fn new() -> Self {
-            Ticks([AtomicU32::new(0), AtomicU32::new(0)])
+        pub(crate) const fn with(v: u64) -> Self {
+            Ticks([AtomicU32::new(v as u32), AtomicU32::new((v >> 32) as u32)])
         }
         #[cfg(loom)]
-        pub(crate) fn new() -> Self {
-            Ticks([AtomicU32::new(0), AtomicU32::new(0)])
+        pub(crate) fn with(v: u64) -> Self {
+            Ticks([AtomicU32::new(v as u32), AtomicU32::new((v >> 32) as u32)])
         }
         #[inline]
         pub(crate) fn get(&self) -> u64 {
@@ -125,23 +146,33 @@ mod width {
     }
 }
 
-pub(crate) use width::{AtomicIdx, AtomicPair, Idx, Pair, Ticks, IDX_BITS};
+pub(crate) use width::{AtomicIdx, AtomicPair, AtomicState, Idx, Pair, State, Ticks, IDX_BITS};
 
 /// "No slot": end of a list, or no parent.
 pub(crate) const NONE: Idx = Idx::MAX;
+/// Lane links of a deadline owner that is in no lane ([`crate::engine::deadline`]).
+pub(crate) const NOT_QUEUED: Idx = Idx::MAX - 1;
+/// Slot indices are below this (the arena capacity limit).
+pub(crate) const MAX_SLOTS: usize = NOT_QUEUED as usize;
 
-pub(crate) const ERR_MASK: u32 = 0b11;
-pub(crate) const ERR_NONE: u32 = 0;
-pub(crate) const ERR_CANCELED: u32 = 1;
-pub(crate) const ERR_DEADLINE: u32 = 2;
-pub(crate) const ERR_DEADLINE_SEEN: u32 = 3;
-pub(crate) const HAS_DL: u32 = 1 << 2;
-pub(crate) const HANDLE: u32 = 1 << 3;
+pub(crate) const ERR_MASK: State = 0b11;
+pub(crate) const ERR_NONE: State = 0;
+pub(crate) const ERR_CANCELED: State = 1;
+pub(crate) const ERR_DEADLINE: State = 2;
+/// CAS targets: deadline seen by a check. No-CAS targets: a walk is marking the node.
+pub(crate) const ERR_TRANSIENT: State = 3;
+pub(crate) const HAS_DL: State = 1 << 2;
+pub(crate) const HANDLE: State = 1 << 3;
 const KIND_SHIFT: u32 = 4;
-const KIND_MASK: u32 = 0b111 << KIND_SHIFT;
-const GEN_SHIFT: u32 = 7;
-/// Generations are 25 bits wide.
-pub(crate) const GEN_MAX: u32 = u32::MAX >> GEN_SHIFT;
+const KIND_MASK: State = 0b111 << KIND_SHIFT;
+pub(crate) const GEN_SHIFT: u32 = 7;
+/// Bits of the generation in the state word.
+pub(crate) const GEN_BITS: u32 = State::BITS - GEN_SHIFT;
+
+/// Registration states (the `ERR` bits of a callback slot).
+pub(crate) const CB_LINKED: State = 1;
+pub(crate) const CB_CLAIMED: State = 2;
+pub(crate) const CB_STOPPED: State = 3;
 
 /// What a slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,7 +199,7 @@ impl Kind {
 }
 
 #[inline]
-pub(crate) const fn kind_of(state: u32) -> Kind {
+pub(crate) const fn kind_of(state: State) -> Kind {
     match (state & KIND_MASK) >> KIND_SHIFT {
         1 => Kind::Cancel,
         2 => Kind::Deadline,
@@ -181,29 +212,27 @@ pub(crate) const fn kind_of(state: u32) -> Kind {
 }
 
 #[inline]
-pub(crate) const fn gen_of(state: u32) -> u32 {
-    state >> GEN_SHIFT
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "the state word is a u32 on 32-bit targets"
+)]
+pub(crate) const fn gen_of(state: State) -> u64 {
+    (state >> GEN_SHIFT) as u64
 }
 
 #[inline]
-pub(crate) const fn with_gen(state: u32, generation: u32) -> u32 {
-    (state & !(GEN_MAX << GEN_SHIFT)) | ((generation & GEN_MAX) << GEN_SHIFT)
+pub(crate) const fn make_state(generation: u64, kind: Kind, flags: State) -> State {
+    ((generation as State) << GEN_SHIFT) | ((kind as State) << KIND_SHIFT) | flags
 }
 
 #[inline]
-pub(crate) const fn make_state(generation: u32, kind: Kind, flags: u32) -> u32 {
-    ((generation & GEN_MAX) << GEN_SHIFT) | ((kind as u32) << KIND_SHIFT) | flags
+pub(crate) const fn with_err(state: State, err: State) -> State {
+    (state & !ERR_MASK) | err
 }
 
-/// True when `state` is live under the handle generation `generation`.
+/// A settled node has been reached by a walk (or was born done): its cause is in `links`.
 #[inline]
-pub(crate) const fn is_live(state: u32, generation: u32) -> bool {
-    state & HANDLE != 0 && gen_of(state) == generation
-}
-
-/// A settled node has been reached by a cancel walk (or was born done): its cause is in `links`.
-#[inline]
-pub(crate) const fn is_settled(state: u32) -> bool {
+pub(crate) const fn is_settled(state: State) -> bool {
     matches!(state & ERR_MASK, ERR_CANCELED | ERR_DEADLINE)
 }
 
@@ -221,63 +250,63 @@ pub(crate) const fn unpack(p: Pair) -> (Idx, Idx) {
 /// public type [`crate::Arena`] only as the element of the slot array.
 #[derive(Debug)]
 pub struct Slot {
-    pub(crate) state: AtomicU32,
+    pub(crate) state: AtomicState,
     pub(crate) deadline: Ticks,
     pub(crate) links: AtomicPair,
     pub(crate) parent: AtomicIdx,
     pub(crate) first_child: AtomicIdx,
     pub(crate) refs: AtomicIdx,
+    pub(crate) dl_owner: AtomicIdx,
     pub(crate) payload: [AtomicPtr<()>; 2],
+    pub(crate) waiters: AtomicPtr<()>,
     /// Where the slot's current occupant was created (feature `diagnostics`); written at
     /// creation under the lock, before the state is published.
     #[cfg(feature = "diagnostics")]
-    pub(crate) site: AtomicPtr<core::panic::Location<'static>>,
-    /// The clock tick at creation (feature `diagnostics`).
+    pub(crate) site: AtomicPtr<()>,
+    /// The arena's creation sequence number of the current occupant (oldest first).
+    #[cfg(feature = "diagnostics")]
+    pub(crate) seq: AtomicU32,
+    /// The most recent clock reading of the arena when the occupant was created.
     #[cfg(feature = "diagnostics")]
     pub(crate) born: Ticks,
+}
+
+macro_rules! slot_new {
+    () => {
+        Slot {
+            state: AtomicState::new(0),
+            deadline: Ticks::with(0),
+            links: AtomicPair::new(0),
+            parent: AtomicIdx::new(NONE),
+            first_child: AtomicIdx::new(NONE),
+            refs: AtomicIdx::new(0),
+            dl_owner: AtomicIdx::new(NONE),
+            payload: [
+                AtomicPtr::new(core::ptr::null_mut()),
+                AtomicPtr::new(core::ptr::null_mut()),
+            ],
+            waiters: AtomicPtr::new(core::ptr::null_mut()),
+            #[cfg(feature = "diagnostics")]
+            site: AtomicPtr::new(core::ptr::null_mut()),
+            #[cfg(feature = "diagnostics")]
+            seq: AtomicU32::new(0),
+            #[cfg(feature = "diagnostics")]
+            born: Ticks::with(0),
+        }
+    };
 }
 
 impl Slot {
     /// An empty, never-used slot.
     #[cfg(not(loom))]
     pub(crate) const fn new() -> Self {
-        Slot {
-            state: AtomicU32::new(0),
-            deadline: Ticks::new(),
-            links: AtomicPair::new(0),
-            parent: AtomicIdx::new(NONE),
-            first_child: AtomicIdx::new(NONE),
-            refs: AtomicIdx::new(0),
-            payload: [
-                AtomicPtr::new(core::ptr::null_mut()),
-                AtomicPtr::new(core::ptr::null_mut()),
-            ],
-            #[cfg(feature = "diagnostics")]
-            site: AtomicPtr::new(core::ptr::null_mut()),
-            #[cfg(feature = "diagnostics")]
-            born: Ticks::new(),
-        }
+        slot_new!()
     }
 
     /// An empty, never-used slot.
     #[cfg(loom)]
     pub(crate) fn new() -> Self {
-        Slot {
-            state: AtomicU32::new(0),
-            deadline: Ticks::new(),
-            links: AtomicPair::new(0),
-            parent: AtomicIdx::new(NONE),
-            first_child: AtomicIdx::new(NONE),
-            refs: AtomicIdx::new(0),
-            payload: [
-                AtomicPtr::new(core::ptr::null_mut()),
-                AtomicPtr::new(core::ptr::null_mut()),
-            ],
-            #[cfg(feature = "diagnostics")]
-            site: AtomicPtr::new(core::ptr::null_mut()),
-            #[cfg(feature = "diagnostics")]
-            born: Ticks::new(),
-        }
+        slot_new!()
     }
 
     // Field accessors used under the lock (Relaxed: the lock orders them) and by the re-validated
@@ -294,6 +323,17 @@ impl Slot {
     #[inline]
     pub(crate) fn refs(&self) -> Idx {
         self.refs.load(Relaxed)
+    }
+    #[inline]
+    pub(crate) fn add_ref(&self) {
+        self.refs.store(self.refs() + 1, Relaxed)
+    }
+    /// Drops one reference; returns what is left.
+    #[inline]
+    pub(crate) fn drop_ref(&self) -> Idx {
+        let r = self.refs() - 1;
+        self.refs.store(r, Relaxed);
+        r
     }
     #[inline]
     pub(crate) fn siblings(&self) -> (Idx, Idx) {

@@ -4,9 +4,17 @@
 //! loom's instrumented types so that `tests/loom.rs` explores every interleaving of the engine's
 //! atomic accesses. No other module imports atomics directly.
 //!
-//! Only loads and stores are used on targets without compare-and-swap (thumbv6m, riscv32imc):
-//! every read-modify-write there happens inside the arena lock (a critical section), see
-//! [`crate::engine::lock`]. Compare-and-swap is used only behind `cfg(target_has_atomic = "32")`.
+//! # Compare-and-swap, or not
+//!
+//! Targets without compare-and-swap (thumbv6m: Cortex-M0/M0+, RP2040; riscv32imc) have only
+//! atomic loads and stores. The engine uses read-modify-write operations only inside the arena
+//! lock, except on the check path, where it needs one compare-and-swap to record "deadline seen"
+//! (see [`crate::engine::query`]). That path exists under
+//! `cfg(all(target_has_atomic = "32", not(stopwire_no_cas)))` (written `CAS` in the docs): the
+//! target has compare-and-swap and the build does not force the no-CAS paths with
+//! `RUSTFLAGS="--cfg stopwire_no_cas"`. That flag compiles the code of RP2040-class chips on the
+//! host, so that loom and the threaded stress tests cover it (the host lock stands in for the
+//! multi-core critical section).
 
 #[cfg(all(not(loom), feature = "std"))]
 pub(crate) use core::sync::atomic::AtomicBool;
@@ -23,3 +31,13 @@ pub(crate) use loom::sync::atomic::AtomicU16;
 pub(crate) use loom::sync::atomic::AtomicU64;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU32, Ordering};
+
+/// Spins briefly while another core finishes a few instructions (the no-CAS marking window).
+#[cfg(any(not(target_has_atomic = "32"), stopwire_no_cas))]
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+}

@@ -1,38 +1,33 @@
-//! Changes to the tree, all made under the arena lock: creation, the cancel walk, release and
-//! reclamation, callback registration (DESIGN-QUESTIONS 3, 4, 9).
-//!
-//! # The cancel walk (SPEC C2, C5, C6)
-//!
-//! Canceling marks the node, then visits its subtree iteratively with no stack: it repeatedly
-//! detaches the first child of the current node, marks it and descends into it; when the current
-//! node has no child left it climbs to its parent. Every node is marked once, detached once and
-//! climbed out of once, so the walk is O(subtree) with O(1) memory — no recursion anywhere, which
-//! matters with a few KiB of stack. Detaching as it goes also makes a canceled child stop costing
-//! its parent anything (C9). The whole walk runs inside one locked section: when `cancel` returns,
-//! every descendant already reports done, and a child created concurrently is either linked before
-//! the walk (and reached by it) or created after it under a settled parent (and born done, C7) —
-//! there is no third case, so no cancellation is lost (C10, Q9). A slot cannot be reused during
-//! the walk because reuse needs the same lock.
-//!
-//! Each node is marked with the Err and cause of the node it was reached from (C6, K4), except
-//! that a node whose own effective deadline has passed is marked `DeadlineExceeded` with its
-//! deadline's cause: that is what a check would already have reported (C4, D4, K5).
+//! Changes to the tree, made in locked steps: creation, release and reclamation, callback
+//! registration (DESIGN-QUESTIONS 4, 9).
 //!
 //! # Release and reclamation (SPEC A4, A5)
 //!
-//! Release cancels (unless already done, detached or a value layer: W1, V4), bumps the generation
-//! and clears `HANDLE` — the handle is stale at once — and reclaims the slot if nothing needs it
-//! (I3: children, pending registrations). Reclamation
-//! frees the slot, decrements the parent's `refs`, and continues up while the parent is a zombie
-//! with no other child: iterative, O(depth).
+//! Release cancels (unless already done, detached or a value layer: W1, V4) and clears `HANDLE`:
+//! the owner's handle is released at once. Checks through a released handle of a cancelable
+//! context report the Err it had (`Canceled`, or `DeadlineExceeded` if it expired first) until the
+//! slot is reused; every other operation reports it stale ([`crate::engine::slot`]). The slot is
+//! reclaimed once nothing needs it (I3: children, pending registrations, a paused walk).
+//! Reclamation frees the slot, drops the parent's reference, and continues up while the parent is
+//! a zombie with no other reference. That cascade is O(depth), so it runs in bounded steps too: a
+//! cascade paused at a parent keeps the reference it was about to drop until it resumes, which
+//! keeps that parent allocated meanwhile (nobody else can free it: it has no handle).
+//!
+//! # Creation racing cancellation (SPEC C10, DESIGN-QUESTIONS 9)
+//!
+//! Creation validates the parent and links the child in the same locked step. A walk marks its
+//! root in its first step and visits the root's list in later steps: a child linked before the
+//! walk reached its parent is reached by the walk, a child created after is born done (C7).
 
-use crate::diagnostics::Site;
 use crate::engine::arena::ArenaView;
-use crate::engine::callback::{Callback, Pending};
+use crate::engine::callback::Callback;
 use crate::engine::handle::Handle;
+use crate::engine::run::Tree;
+use crate::engine::site::Site;
 use crate::engine::slot::{
-    gen_of, is_live, is_settled, kind_of, make_state, pack, unpack, with_gen, Idx, Kind, Slot,
-    ERR_CANCELED, ERR_DEADLINE, ERR_DEADLINE_SEEN, ERR_MASK, ERR_NONE, HANDLE, HAS_DL, NONE,
+    gen_of, is_settled, kind_of, make_state, with_err, Idx, Kind, State, CB_CLAIMED, CB_LINKED,
+    CB_STOPPED, ERR_CANCELED, ERR_DEADLINE, ERR_MASK, ERR_NONE, ERR_TRANSIENT, HANDLE, HAS_DL,
+    NONE,
 };
 use crate::engine::sync::{
     fence,
@@ -56,13 +51,6 @@ pub(crate) enum Spec {
     Detached,
 }
 
-/// Access to the tree while the arena lock is held. Only [`ArenaView::locked`] makes one.
-pub(crate) struct Tree<'a> {
-    pub(crate) arena: &'a ArenaView,
-    /// The clock, read at most once per locked section (lazily: only if a deadline is involved).
-    now: Option<u64>,
-}
-
 /// A registration's outcome.
 pub(crate) enum Registered {
     /// The context is already done: run the callback now (SPEC F2).
@@ -71,57 +59,13 @@ pub(crate) enum Registered {
     Later(Handle),
 }
 
-impl ArenaView {
-    /// Runs `f` with the lock held. `now` seeds the clock reading of this section.
-    #[inline]
-    pub(crate) fn locked<R>(&self, f: impl FnOnce(&mut Tree<'_>) -> R) -> R {
-        self.locked_at(None, f)
-    }
-
-    #[inline]
-    pub(crate) fn locked_at<R>(&self, now: Option<u64>, f: impl FnOnce(&mut Tree<'_>) -> R) -> R {
-        self.header.lock.with(|| {
-            // Seqlock writer side (SPEC A2): lock-free readers read fields with `Relaxed` loads
-            // and re-validate the state after an `Acquire` fence. A reader that sees a field
-            // written in this section must also see every retirement of that slot made before
-            // it (in earlier sections, ordered by the lock); this fence, sequenced before every
-            // write of the section, makes it so. Without it a stale `value` could return the
-            // reused slot's value and still pass re-validation (found by tests/loom.rs).
-            fence(Release);
-            f(&mut Tree { arena: self, now })
-        })
-    }
-}
-
 impl<'a> Tree<'a> {
-    #[inline]
-    fn slot(&self, i: Idx) -> &'a Slot {
-        self.arena.slot(i)
-    }
-
-    #[inline]
-    fn state(&self, i: Idx) -> u32 {
-        self.slot(i).state.load(Relaxed)
-    }
-
-    /// The clock, read once per locked section.
-    pub(crate) fn now(&mut self) -> u64 {
-        match self.now {
-            Some(t) => t,
-            None => {
-                let t = self.arena.header.clock.now();
-                self.now = Some(t);
-                t
-            }
-        }
-    }
-
     /// Validates `h` (I1) and returns its slot and state.
-    pub(crate) fn resolve(&self, h: Handle) -> Result<(Idx, u32), Error> {
-        let i = h.index().ok_or(Error::Stale)?;
+    pub(crate) fn resolve(&self, h: Handle) -> Result<(Idx, State), Error> {
+        let (i, g) = self.arena.header.packing.decode(h);
         let slot = self.arena.slots.get(i).ok_or(Error::Stale)?;
         let s = slot.state.load(Relaxed);
-        if is_live(s, h.generation()) {
+        if s & HANDLE != 0 && gen_of(s) == g {
             Ok((i as Idx, s))
         } else {
             Err(Error::Stale)
@@ -129,7 +73,7 @@ impl<'a> Tree<'a> {
     }
 
     /// Validates `h` as a context (not a registration).
-    fn resolve_ctx(&self, h: Handle) -> Result<(Idx, u32), Error> {
+    fn resolve_ctx(&self, h: Handle) -> Result<(Idx, State), Error> {
         let (i, s) = self.resolve(h)?;
         if kind_of(s).is_callback() {
             return Err(Error::NotContext);
@@ -137,13 +81,17 @@ impl<'a> Tree<'a> {
         Ok((i, s))
     }
 
-    /// Takes a free slot (SPEC A3: on failure only `full_count` changes).
-    fn alloc(&mut self) -> Result<Idx, Error> {
+    /// Takes a free slot and gives it its next generation (SPEC A3: on failure only
+    /// `full_count` changes). FIFO reuse (module docs of [`crate::engine::arena`]).
+    fn alloc(&mut self) -> Result<(Idx, u64), Error> {
         let h = &self.arena.header;
         let head = h.free_head.load(Relaxed);
         let i = if head != NONE {
-            h.free_head
-                .store(unpack(self.slot(head).links.load(Relaxed)).0, Relaxed);
+            let next = self.slot(head).first_child();
+            h.free_head.store(next, Relaxed);
+            if next == NONE {
+                h.free_tail.store(NONE, Relaxed);
+            }
             head
         } else {
             let unused = h.unused_from.load(Relaxed);
@@ -155,60 +103,104 @@ impl<'a> Tree<'a> {
             h.unused_from.store(unused + 1, Relaxed);
             unused
         };
+        let slot = self.slot(i);
+        let generation = h.packing.next_gen(gen_of(slot.state.load(Relaxed)));
+        // The new generation is visible before any field of the new occupant (SPEC A2): a reader
+        // of the previous occupant that sees one of the writes below then fails re-validation.
+        slot.state
+            .store(make_state(generation, Kind::Free, 0), Relaxed);
+        fence(Release);
         let in_use = h.in_use.load(Relaxed) + 1;
         h.in_use.store(in_use, Relaxed);
         if in_use > h.high_water.load(Relaxed) {
             h.high_water.store(in_use, Relaxed);
         }
-        Ok(i)
+        Ok((i, generation))
     }
 
-    /// Returns a slot whose handle is already retired to the free list.
-    pub(crate) fn free(&mut self, i: Idx) {
+    /// Returns slot `i` (no handle, no references) to the free list.
+    fn free(&mut self, i: Idx) {
         let h = &self.arena.header;
         let slot = self.slot(i);
         let s = slot.state.load(Relaxed);
         debug_assert!(s & HANDLE == 0, "freeing a slot with a live handle");
-        // The slot may have been retired earlier in this same section: order that retirement
-        // before the `links` write below, as `locked_at` does for earlier sections (SPEC A2).
-        fence(Release);
-        slot.links
-            .store(pack(h.free_head.load(Relaxed), NONE), Relaxed);
+        let kind = kind_of(s);
+        if kind == Kind::Value && !is_settled(s) && slot.parent() != NONE {
+            self.unlink_child(i); // I2: a released, uncanceled value layer is still listed
+        }
+        // Checks of a released cancelable context report its Err until the slot is reused.
+        let keep = match kind {
+            Kind::Cancel | Kind::Deadline => s & ERR_MASK,
+            _ => ERR_NONE,
+        };
         slot.state
-            .store(make_state(gen_of(s), Kind::Free, 0), Release);
-        h.free_head.store(i, Relaxed);
+            .store(make_state(gen_of(s), Kind::Free, keep), Release);
+        slot.first_child.store(NONE, Relaxed);
+        let tail = h.free_tail.load(Relaxed);
+        if tail == NONE {
+            h.free_head.store(i, Relaxed);
+        } else {
+            self.slot(tail).first_child.store(i, Relaxed);
+        }
+        h.free_tail.store(i, Relaxed);
         h.in_use.store(h.in_use.load(Relaxed) - 1, Relaxed);
     }
 
-    /// Makes every handle of `i` stale: bumps the generation, clears `HANDLE` (SPEC A4).
-    /// A lock-free check may be recording `ERR_DEADLINE_SEEN` on an unsettled value layer with a
-    /// deadline at the same moment: on CAS targets that case retries rather than overwrite it.
-    #[cfg_attr(
-        not(target_has_atomic = "32"),
-        allow(clippy::never_loop, reason = "only the CAS path loops")
-    )]
+    /// Frees `i` (no handle, no references) and every ancestor that this leaves unneeded (I3),
+    /// pausing when the step's budget runs out (module docs).
+    pub(crate) fn reclaim_from(&mut self, mut i: Idx) {
+        loop {
+            let p = self.slot(i).parent();
+            self.free(i);
+            let exhausted = self.spend();
+            if p == NONE {
+                return;
+            }
+            if exhausted {
+                self.work.reclaim = Some(p); // still holds `i`'s reference on `p`
+                return;
+            }
+            let ps = self.slot(p);
+            if ps.drop_ref() != 0 || ps.state.load(Relaxed) & HANDLE != 0 {
+                return;
+            }
+            i = p;
+        }
+    }
+
+    /// Resumes a paused reclamation: drops the reference it kept on `p`.
+    pub(crate) fn resume_reclaim(&mut self, p: Idx) {
+        self.release_ref(p);
+    }
+
+    /// Drops one reference on `i`, reclaiming it if that was the last and it has no handle.
+    pub(crate) fn release_ref(&mut self, i: Idx) {
+        let slot = self.slot(i);
+        if slot.drop_ref() == 0 && slot.state.load(Relaxed) & HANDLE == 0 {
+            self.reclaim_from(i);
+        }
+    }
+
+    /// Clears `HANDLE` of `i`: the owner's handle is released (SPEC A4). A lock-free check may be
+    /// recording "deadline seen" on an unsettled value layer with a deadline at the same moment:
+    /// with compare-and-swap that case retries rather than overwrite it.
     fn retire(&self, i: Idx) {
         let slot = self.slot(i);
-        #[cfg_attr(
-            not(target_has_atomic = "32"),
-            allow(unused_mut, reason = "only the CAS loop assigns it")
-        )]
-        let mut s = slot.state.load(Relaxed);
-        loop {
-            let new = with_gen(s, gen_of(s).wrapping_add(1)) & !HANDLE;
-            #[cfg(target_has_atomic = "32")]
-            if s & HAS_DL != 0 && !is_settled(s) {
-                match slot.state.compare_exchange(s, new, Release, Relaxed) {
+        #[cfg(all(target_has_atomic = "32", not(stopwire_no_cas)))]
+        {
+            let mut s = slot.state.load(Relaxed);
+            while s & HAS_DL != 0 && !is_settled(s) {
+                match slot
+                    .state
+                    .compare_exchange(s, s & !HANDLE, Release, Relaxed)
+                {
                     Ok(_) => return,
-                    Err(actual) => {
-                        s = actual;
-                        continue;
-                    }
+                    Err(actual) => s = actual,
                 }
             }
-            slot.state.store(new, Release);
-            return;
         }
+        let s = slot.state.load(Relaxed);
+        slot.state.store(s & !HANDLE, Release);
     }
 
     /// Pushes `c` at the head of `p`'s child list.
@@ -223,7 +215,7 @@ impl<'a> Tree<'a> {
     }
 
     /// Removes `c` from its parent's child list (I2: it must be in it).
-    fn unlink_child(&self, c: Idx) {
+    pub(crate) fn unlink_child(&self, c: Idx) {
         let (next, prev) = self.slot(c).siblings();
         if prev != NONE {
             let (_, pp) = self.slot(prev).siblings();
@@ -239,27 +231,12 @@ impl<'a> Tree<'a> {
         }
     }
 
-    /// The cause a deadline expiry gives node `i`: its deadline owner's, the nearest ancestor-or-
-    /// self of kind `Deadline` (clamped deadlines are created as `Cancel`, SPEC D2, so the nearest
-    /// one is the one that set the effective deadline). O(depth); only on expiry paths.
-    pub(crate) fn owner_cause(&self, i: Idx) -> u32 {
-        let mut j = i;
-        for _ in 0..self.arena.slots.len() {
-            if kind_of(self.state(j)) == Kind::Deadline {
-                return self.slot(j).word(0) as u32;
-            }
-            j = self.slot(j).parent();
-            if j == NONE {
-                break;
-            }
-        }
-        0
-    }
-
-    /// Whether node `i`'s own effective deadline has passed.
-    fn expired(&mut self, i: Idx, s: u32) -> bool {
-        s & ERR_MASK == ERR_DEADLINE_SEEN
-            || (s & HAS_DL != 0 && self.now() >= self.slot(i).deadline.get())
+    /// Whether node `i`'s own effective deadline has passed (as a check would see it now).
+    fn expired(&mut self, i: Idx, s: State) -> bool {
+        s & ERR_MASK == ERR_TRANSIENT
+            || (s & HAS_DL != 0
+                && self.arena.checks_read_clock()
+                && self.now() >= self.slot(i).deadline.get())
     }
 
     /// Creates a child of `parent` (SPEC C1, C7, D1-D3, D8, V1, W1).
@@ -277,24 +254,31 @@ impl<'a> Tree<'a> {
         if let Spec::Value { key: 0, .. } = spec {
             return Err(Error::ZeroKey);
         }
-        let i = self.alloc()?;
-        let inherited = (p != NONE && ps & HAS_DL != 0).then(|| self.slot(p).deadline.get());
+        let (i, generation) = self.alloc()?;
+        let inherited = (p != NONE && ps & HAS_DL != 0 && !matches!(spec, Spec::Detached))
+            .then(|| self.slot(p).deadline.get());
+        let slot = self.slot(i);
         let (kind, deadline) = match spec {
             Spec::Cancel => (Kind::Cancel, inherited),
             Spec::Deadline { at, cause } => {
                 if inherited.is_some_and(|d| d < at) {
                     (Kind::Cancel, inherited)
                 } else {
-                    self.slot(i).set_word(0, cause as usize);
+                    slot.set_word(0, cause as usize);
                     (Kind::Deadline, Some(at))
                 }
             }
             Spec::Value { key, value } => {
-                self.slot(i).set_word(0, key);
-                self.slot(i).set_word(1, value);
+                slot.set_word(0, key);
+                slot.set_word(1, value);
                 (Kind::Value, inherited)
             }
             Spec::Detached => (Kind::Detached, None),
+        };
+        let owner = match (kind, deadline) {
+            (Kind::Deadline, _) => i,
+            (_, Some(_)) => self.slot(p).dl_owner.load(Relaxed),
+            _ => NONE,
         };
 
         // Born done? The parent's Err first (as Go: propagation before the own timer), then the
@@ -307,23 +291,23 @@ impl<'a> Tree<'a> {
                 cause = self.slot(p).cause();
             } else if self.expired(p, ps) {
                 err = ERR_DEADLINE;
-                cause = self.owner_cause(p);
+                cause = self.dl_cause(p);
             }
         }
         if err == ERR_NONE && kind == Kind::Deadline {
             if let Some(at) = deadline {
                 if self.now() >= at {
                     err = ERR_DEADLINE;
-                    cause = self.slot(i).word(0) as u32;
+                    cause = slot.word(0) as u32;
                 }
             }
         }
 
-        let slot = self.slot(i);
         slot.deadline.set(deadline.unwrap_or(0));
         slot.parent.store(p, Relaxed);
         slot.first_child.store(NONE, Relaxed);
         slot.refs.store(0, Relaxed);
+        slot.dl_owner.store(owner, Relaxed);
         if err != ERR_NONE {
             slot.set_cause(cause);
         } else if p != NONE && kind != Kind::Detached {
@@ -332,131 +316,41 @@ impl<'a> Tree<'a> {
             slot.set_siblings(NONE, NONE);
         }
         if p != NONE {
-            let parent_slot = self.slot(p);
-            parent_slot.refs.store(parent_slot.refs() + 1, Relaxed);
+            self.slot(p).add_ref();
         }
-        if kind == Kind::Deadline && err == ERR_NONE {
-            self.dq_insert(i);
+        if kind == Kind::Deadline {
+            self.lane_unqueued(i);
         }
-        #[cfg(feature = "diagnostics")]
         self.record(i, site);
-        #[cfg(not(feature = "diagnostics"))]
-        let _ = site;
-        let generation = gen_of(slot.state.load(Relaxed));
         let flags = err | HANDLE | if deadline.is_some() { HAS_DL } else { 0 };
         slot.state
             .store(make_state(generation, kind, flags), Release);
-        Ok(Handle::new(i as usize, generation))
+        if kind == Kind::Deadline && err == ERR_NONE {
+            self.lane_insert(i);
+        }
+        Ok(self.arena.handle_of(i, generation))
     }
 
-    /// Writes the final Err and cause of node `i` during a walk. `err`/`cause` are inherited from
-    /// the node it was reached from; `expired_cause` is the cause to use if `i`'s own deadline has
-    /// passed and `i` is not itself a deadline owner (`None`: look it up). Returns the final pair.
-    fn mark(&mut self, i: Idx, err: u32, cause: u32, expired_cause: Option<u32>) -> (u32, u32) {
-        #[cfg_attr(
-            not(target_has_atomic = "32"),
-            allow(unused_mut, reason = "only the CAS loop assigns it")
-        )]
-        let mut s = self.state(i);
-        let kind = kind_of(s);
-        if kind == Kind::Deadline {
-            self.dq_remove(i); // I5
-        }
-        #[cfg_attr(
-            not(target_has_atomic = "32"),
-            allow(clippy::never_loop, reason = "only the CAS retries")
-        )]
-        loop {
-            let (e, c) = if self.expired(i, s) {
-                let c = match (kind, expired_cause) {
-                    (Kind::Deadline, _) => self.slot(i).word(0) as u32,
-                    // The node it was reached from expired too: same deadline, same owner.
-                    (_, Some(c)) if err == ERR_DEADLINE => c,
-                    // Reached from a node marked Canceled, yet expired: a check saw the deadline
-                    // pass after this walk read the clock, and reported the owner's cause (K6).
-                    _ => self.owner_cause(i),
-                };
-                (ERR_DEADLINE, c)
-            } else {
-                (err, cause)
-            };
+    /// Records the creation site and sequence of slot `i` (feature `diagnostics`).
+    #[inline]
+    fn record(&mut self, i: Idx, site: Site) {
+        #[cfg(feature = "diagnostics")]
+        {
+            let h = &self.arena.header;
             let slot = self.slot(i);
-            slot.set_cause(c);
-            let new = (s & !ERR_MASK) | e;
-            if s & HAS_DL == 0 {
-                // No lock-free check writes a node without a deadline.
-                slot.state.store(new, Release);
-                return (e, c);
-            }
-            #[cfg(target_has_atomic = "32")]
-            match slot.state.compare_exchange(s, new, Release, Relaxed) {
-                Ok(_) => return (e, c),
-                // A check marked it `ERR_DEADLINE_SEEN` meanwhile: decide again.
-                Err(actual) => s = actual,
-            }
-            #[cfg(not(target_has_atomic = "32"))]
-            {
-                // Single core, no CAS: checks never write; the lock masks interrupts.
-                slot.state.store(new, Release);
-                return (e, c);
-            }
+            let seq = h.seq.load(Relaxed).wrapping_add(1);
+            h.seq.store(seq, Relaxed);
+            slot.seq.store(seq, Relaxed);
+            slot.site.store(site.as_ptr(), Relaxed);
+            let born = self.now.unwrap_or_else(|| h.last_tick.get());
+            slot.born.set(born);
         }
-    }
-
-    /// Cancels node `r` and its subtree with `err`/`cause` (SPEC C2, C5, C6). Claimed callbacks
-    /// go to `pending`. Returns true when this call set `r`'s Err to `err` (SPEC C3).
-    pub(crate) fn cancel_walk(
-        &mut self,
-        r: Idx,
-        err: u32,
-        cause: u32,
-        pending: &mut Pending,
-    ) -> bool {
-        let s = self.state(r);
-        if is_settled(s) {
-            return false;
-        }
-        if self.slot(r).parent() != NONE {
-            self.unlink_child(r); // I2: unsettled, non-detached, has a parent: linked
-        }
-        let (e, _) = self.mark(r, err, cause, None);
-        let first = s & ERR_MASK == ERR_NONE && e == err;
-        let mut cur = r;
-        loop {
-            let child = self.slot(cur).first_child();
-            if child == NONE {
-                if cur == r {
-                    break;
-                }
-                cur = self.slot(cur).parent();
-                continue;
-            }
-            let (next, _) = self.slot(child).siblings();
-            self.slot(cur).first_child.store(next, Relaxed);
-            if next != NONE {
-                let (nn, _) = self.slot(next).siblings();
-                self.slot(next).set_siblings(nn, NONE);
-            }
-            if kind_of(self.state(child)).is_callback() {
-                self.retire(child); // claimed: `stop` answers false from now on (F4)
-                pending.push(self.arena, child);
-                continue;
-            }
-            let cur_state = self.state(cur);
-            let cur_cause = self.slot(cur).cause();
-            self.mark(child, cur_state & ERR_MASK, cur_cause, Some(cur_cause));
-            cur = child;
-        }
-        first
+        #[cfg(not(feature = "diagnostics"))]
+        let _ = (i, site);
     }
 
     /// Cancels the context `h` (SPEC C2, C3, K1-K3, R2, W1).
-    pub(crate) fn cancel(
-        &mut self,
-        h: Handle,
-        cause: u32,
-        pending: &mut Pending,
-    ) -> Result<bool, Error> {
+    pub(crate) fn cancel(&mut self, h: Handle, cause: u32) -> Result<bool, Error> {
         if h.is_root() {
             return Err(Error::Root);
         }
@@ -464,53 +358,37 @@ impl<'a> Tree<'a> {
         match kind_of(s) {
             Kind::Detached => Err(Error::Detached),
             Kind::Value => Err(Error::ValueLayer),
-            _ => Ok(self.cancel_walk(i, ERR_CANCELED, cause, pending)),
+            _ => Ok(self.cancel_node(i, ERR_CANCELED, cause)),
         }
     }
 
-    /// Releases `h` (SPEC A4, A5). A registration handle is stopped instead (C API contract).
-    pub(crate) fn release(&mut self, h: Handle, pending: &mut Pending) -> Result<(), Error> {
+    /// Releases `h` (SPEC A4, A5, N6). A registration handle is stopped instead (C API contract).
+    pub(crate) fn release(&mut self, h: Handle) -> Result<(), Error> {
         if h.is_root() {
             return Err(Error::Root);
         }
         let (i, s) = self.resolve(h)?;
         let kind = kind_of(s);
         if kind.is_callback() {
-            self.stop_slot(i);
+            self.stop_slot(i, s);
+            return Ok(());
+        }
+        // Fast path: a settled leaf (already canceled, no waiters, nothing below).
+        if is_settled(s) && self.slot(i).refs() == 0 {
+            self.retire(i);
+            self.reclaim_from(i);
             return Ok(());
         }
         // Detached contexts and value layers have no cancellation of their own (W1, V4):
         // releasing them cancels nothing; their descendants live on, and the slot waits for them.
-        if !matches!(kind, Kind::Detached | Kind::Value) {
-            self.cancel_walk(i, ERR_CANCELED, 0, pending);
+        // Their waiters are woken all the same (N6).
+        if matches!(kind, Kind::Detached | Kind::Value) || is_settled(s) {
+            self.start_walk(i, false);
+        } else {
+            self.cancel_node(i, ERR_CANCELED, 0);
         }
         self.retire(i);
-        if self.slot(i).refs() == 0 {
-            self.reclaim(i);
-        }
         Ok(())
-    }
-
-    /// Frees `i` (no handle, no children) and every ancestor that this leaves unneeded (I3).
-    pub(crate) fn reclaim(&mut self, mut i: Idx) {
-        loop {
-            let p = self.slot(i).parent();
-            let s = self.state(i);
-            if p != NONE && kind_of(s) == Kind::Value && !is_settled(s) {
-                self.unlink_child(i); // I2: a released, uncanceled value layer is still listed
-            }
-            self.free(i);
-            if p == NONE {
-                return;
-            }
-            let ps = self.slot(p);
-            let refs = ps.refs() - 1;
-            ps.refs.store(refs, Relaxed);
-            if refs != 0 || ps.state.load(Relaxed) & HANDLE != 0 {
-                return;
-            }
-            i = p;
-        }
     }
 
     /// Registers `cb` on `h` (SPEC F1, F2, F6, F7).
@@ -529,12 +407,13 @@ impl<'a> Tree<'a> {
             }
             (kind_of(s) != Kind::Detached).then_some(i)
         };
-        let r = self.alloc()?;
+        let (r, generation) = self.alloc()?;
         let slot = self.slot(r);
         slot.set_ptr(0, cb.f);
         slot.set_ptr(1, cb.data);
         slot.first_child.store(NONE, Relaxed);
         slot.refs.store(0, Relaxed);
+        slot.dl_owner.store(NONE, Relaxed);
         match target {
             Some(i) => {
                 slot.parent.store(i, Relaxed);
@@ -542,8 +421,7 @@ impl<'a> Tree<'a> {
                 // I3: a registration keeps its context's slot until it has run or been stopped,
                 // so that one on a released value layer still fires when the layer's parent is
                 // canceled (V4), and a claimed one can find its context while it is dispatched.
-                let target = self.slot(i);
-                target.refs.store(target.refs() + 1, Relaxed);
+                self.slot(i).add_ref();
             }
             // Root or detached: can never be done, never fires (F7).
             None => {
@@ -551,40 +429,42 @@ impl<'a> Tree<'a> {
                 slot.set_siblings(NONE, NONE);
             }
         }
-        #[cfg(feature = "diagnostics")]
         self.record(r, site);
-        #[cfg(not(feature = "diagnostics"))]
-        let _ = site;
-        let generation = gen_of(slot.state.load(Relaxed));
-        slot.state.store(
-            make_state(generation, cb.kind, HANDLE | ERR_CANCELED),
-            Release,
-        );
-        Ok(Registered::Later(Handle::new(r as usize, generation)))
+        slot.state
+            .store(make_state(generation, cb.kind, HANDLE | CB_LINKED), Release);
+        Ok(Registered::Later(self.arena.handle_of(r, generation)))
     }
 
     /// Stops registration `h` (SPEC F4): true when it prevented the callback.
     pub(crate) fn stop(&mut self, h: Handle) -> bool {
         match self.resolve(h) {
             Ok((i, s)) if kind_of(s).is_callback() => {
-                self.stop_slot(i);
+                self.stop_slot(i, s);
                 true
             }
             _ => false,
         }
     }
 
-    fn stop_slot(&mut self, i: Idx) {
-        if self.slot(i).parent() != NONE {
+    fn stop_slot(&mut self, i: Idx, s: State) {
+        let slot = self.slot(i);
+        if s & ERR_MASK == CB_CLAIMED {
+            // In a dispatch list: the dispatcher reclaims it and runs nothing.
+            slot.state.store(with_err(s, CB_STOPPED) & !HANDLE, Relaxed);
+            return;
+        }
+        debug_assert_eq!(s & ERR_MASK, CB_LINKED);
+        if slot.parent() != NONE {
             self.unlink_child(i);
         }
-        self.retire(i);
-        self.reclaim(i);
+        slot.state.store(s & !HANDLE, Relaxed);
+        self.reclaim_from(i);
     }
 }
 
 impl ArenaView {
     /// Creates a child and runs nothing else.
+    #[inline]
     pub(crate) fn create(
         &self,
         parent: Handle,
@@ -592,16 +472,10 @@ impl ArenaView {
         now: Option<u64>,
         site: Site,
     ) -> Result<Handle, Error> {
-        // Diagnostics record the creation tick: read the clock before taking the lock, so that
-        // the critical section does not grow by a clock read.
-        #[cfg(feature = "diagnostics")]
-        let now = now.or_else(|| Some(self.now()));
-        let r = self.locked_at(now, |t| t.create(parent, spec, site));
-        #[cfg(any(feature = "log", feature = "defmt"))]
-        if r == Err(Error::Full) {
-            crate::diagnostics::log_full(self.capacity(), site);
+        if matches!(spec, Spec::Deadline { .. }) && !self.header.clock.is_real() {
+            return Err(Error::NoClock);
         }
-        r
+        self.run(now, |t| t.create(parent, spec, site))
     }
 
     /// A cancelable child of `parent` (SPEC C1, C7). Raw-handle form of [`crate::Ctx::with_cancel`].
@@ -611,7 +485,7 @@ impl ArenaView {
     }
 
     /// A child with an absolute deadline in ticks (SPEC D1-D3); `cause` (0: none) is recorded if
-    /// the deadline fires (K5).
+    /// the deadline fires (K5). [`Error::NoClock`] on an arena without a clock (SPEC D1).
     #[track_caller]
     pub fn with_deadline_cause(
         &self,
@@ -656,18 +530,14 @@ impl ArenaView {
     /// Cancels `h` and its subtree; `cause` 0 records no cause (SPEC C2, C3, K1). Returns true when
     /// this call was the one that canceled it. Callbacks made due run before it returns (F3).
     pub fn cancel(&self, h: Handle, cause: u32) -> Result<bool, Error> {
-        let mut pending = Pending::new();
-        let r = self.locked(|t| t.cancel(h, cause, &mut pending));
-        self.run_pending(pending);
-        r
+        self.run(None, |t| t.cancel(h, cause))
     }
 
-    /// Cancels `h` if needed and gives the handle back: stale from now on (SPEC A4, A5).
+    /// Cancels `h` if needed and gives the handle back (SPEC A4, A5): from then on every
+    /// operation on it reports [`Error::Stale`], except that checks (`err`, `is_done`, `cause`) of
+    /// a cancelable context report its Err until its slot is reused.
     pub fn release(&self, h: Handle) -> Result<(), Error> {
-        let mut pending = Pending::new();
-        let r = self.locked(|t| t.release(h, &mut pending));
-        self.run_pending(pending);
-        r
+        self.run(None, |t| t.release(h))
     }
 
     /// Registers `cb` to run once `h` is done (SPEC F1-F7). Returns the stop handle, or
@@ -675,16 +545,7 @@ impl ArenaView {
     #[track_caller]
     pub fn after_func(&self, h: Handle, cb: Callback) -> Result<Handle, Error> {
         let site = Site::caller();
-        #[cfg(feature = "diagnostics")]
-        let now = Some(self.now());
-        #[cfg(not(feature = "diagnostics"))]
-        let now = None;
-        let registered = self.locked_at(now, |t| t.register(h, cb, site));
-        #[cfg(any(feature = "log", feature = "defmt"))]
-        if matches!(registered, Err(Error::Full)) {
-            crate::diagnostics::log_full(self.capacity(), site);
-        }
-        match registered? {
+        match self.run(None, |t| t.register(h, cb, site))? {
             Registered::Later(stop) => Ok(stop),
             Registered::RunNow => {
                 cb.call();
@@ -693,9 +554,9 @@ impl ArenaView {
         }
     }
 
-    /// Stops a registration (SPEC F4): true exactly when this call prevented the callback. Never
-    /// waits for a running callback.
+    /// Stops a registration (SPEC F4): true exactly when this call prevented the callback, also
+    /// when a walk has claimed it and not started it yet. Never waits for a running callback.
     pub fn stop(&self, registration: Handle) -> bool {
-        self.locked(|t| t.stop(registration))
+        self.run(None, |t| t.stop(registration))
     }
 }
