@@ -249,7 +249,7 @@ fn contended(c: &mut Criterion) {
 }
 
 /// `wake/1000`: 1000 tasks of a tokio current-thread runtime each await `done()` (a `Done` future
-/// with a cell of a 1000-cell static [`Waiters`] registry) on their own child of one root; once
+/// with its waiter node inside the future, no registry) on their own child of one root; once
 /// every task has polled its future once (registered), the clock starts, the root is canceled, and
 /// the clock stops when the last task has run after its wakeup. The tokio-util twin awaits
 /// `cancelled()` on child tokens, on the same runtime and harness.
@@ -262,7 +262,7 @@ mod wake {
     use std::time::{Duration, Instant};
 
     use criterion::{Criterion, SamplingMode};
-    use stopwire::{Arena, OwnedCtx, Waiters};
+    use stopwire::{Arena, OwnedCtx};
     use tokio::sync::Notify;
     use tokio_util::sync::CancellationToken;
 
@@ -270,7 +270,6 @@ mod wake {
 
     /// The root, 1000 children and their 1000 callback registrations.
     static WAKE: Arena<2048> = Arena::new();
-    static WAITERS: Waiters<TASKS> = Waiters::new();
 
     /// Counts tasks that have polled their future once, and tasks that have completed.
     #[derive(Default)]
@@ -313,7 +312,7 @@ mod wake {
             .collect();
         let tasks: Vec<_> = children
             .iter()
-            .map(|c| tokio::spawn(observe(c.done_in(&WAITERS), p.clone())))
+            .map(|c| tokio::spawn(observe(c.done(), p.clone())))
             .collect();
         until_armed(&p).await;
         let start = Instant::now();
@@ -379,7 +378,6 @@ mod wake {
             g.finish();
         }
         assert_eq!(WAKE.stats().in_use, 0, "every slot came back");
-        assert_eq!(WAITERS.busy(), 0, "every waiter cell came back");
     }
 }
 

@@ -8,7 +8,7 @@
 //! | [`StdClock`] (feature `std`) | hosts; the default there | 1 MHz (microseconds) |
 //! | [`ManualClock`] | tests and simulations: time moves only when told | whatever the test says |
 //! | [`FnClock`] | a user function, e.g. a hardware timer or the C API's `sw_set_clock` | the function's |
-//! | [`NoClock`] | the default without `std`: always 0, deadlines fire only through `expire` | - |
+//! | [`NoClock`] | the default without `std`: no time at all; creating a deadline on it is refused ([`crate::Error::NoClock`]) | - |
 //!
 //! The clock is read only by operations that involve a deadline: a check of a context without a
 //! deadline never reads it (DESIGN-QUESTIONS 1). A clock may be read inside the arena lock (a
@@ -31,16 +31,54 @@
 pub trait Clock: Sync {
     /// The current tick.
     fn now(&self) -> u64;
+
+    /// Ticks per second, when this clock follows real time at a known rate: the host deadline
+    /// driver sleeps by it (SPEC N1). `None` (the default) for clocks whose time moves otherwise
+    /// (virtual time, a counter the firmware advances): drivers then wait for
+    /// [`advanced`] notifications instead.
+    fn ticks_per_second(&self) -> Option<u64> {
+        None
+    }
+
+    /// False only for [`NoClock`]: an arena whose clock has no time refuses deadlines.
+    fn is_real(&self) -> bool {
+        true
+    }
 }
 
-/// A clock that always reads 0: with it, deadlines are reached only through
-/// [`crate::ArenaView::expire`] with an explicit `now`. The default clock without `std`.
+/// Tells deadline drivers that a clock without a real-time rate has moved (SPEC N1): what
+/// [`ManualClock`] calls after each change, and what a program whose own [`Clock`] moves in jumps
+/// calls after moving it. Without feature `std` there is no host driver and this does nothing.
+pub fn advanced() {
+    let hook = ADVANCED_HOOK.load(core::sync::atomic::Ordering::Acquire);
+    if !hook.is_null() {
+        // SAFETY: the only non-null value ever stored is a `fn()` ([`set_advanced_hook`]).
+        let f = unsafe { core::mem::transmute::<*mut (), fn()>(hook) };
+        f();
+    }
+}
+
+/// What [`advanced`] calls: set once by the host deadline driver when it starts.
+static ADVANCED_HOOK: core::sync::atomic::AtomicPtr<()> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// Sets the function [`advanced`] calls (the host driver's notification).
+#[cfg(feature = "std")]
+pub(crate) fn set_advanced_hook(f: fn()) {
+    ADVANCED_HOOK.store(f as *mut (), core::sync::atomic::Ordering::Release);
+}
+
+/// No clock: reads 0, and an arena with it refuses deadlines with [`crate::Error::NoClock`]
+/// (SPEC D1), rather than accept one that could never fire. The default clock without `std`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoClock;
 
 impl Clock for NoClock {
     fn now(&self) -> u64 {
         0
+    }
+    fn is_real(&self) -> bool {
+        false
     }
 }
 
@@ -64,8 +102,8 @@ impl Clock for FnClock {
 
 /// The host's monotonic clock at 1 MHz: microseconds since the first reading in this process.
 ///
-/// It reads `std::time::Instant` (about 16 ns on the reference machine, see BENCHMARKS.md); only
-/// checks of contexts that have a deadline pay for it.
+/// It reads `std::time::Instant` (a vDSO call, about 20 ns on the reference machine). Creating a
+/// timeout reads it; checks do not once the host driver serves the arena ([`crate::engine::query`]).
 #[cfg(feature = "std")]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdClock;
@@ -76,14 +114,25 @@ impl StdClock {
         static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         *EPOCH.get_or_init(std::time::Instant::now)
     }
+
+    /// The instant of tick `t` (for drivers that sleep until a deadline).
+    pub fn instant_of(t: u64) -> std::time::Instant {
+        Self::epoch() + core::time::Duration::from_micros(t)
+    }
 }
 
 #[cfg(feature = "std")]
 impl Clock for StdClock {
+    #[inline]
     fn now(&self) -> u64 {
-        let epoch = Self::epoch();
-        // Saturates after 584 554 years of uptime.
-        u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+        let d = std::time::Instant::now().saturating_duration_since(Self::epoch());
+        // Integer microseconds without u128 arithmetic; saturates after 584 554 years.
+        d.as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()))
+    }
+    fn ticks_per_second(&self) -> Option<u64> {
+        Some(1_000_000)
     }
 }
 
@@ -118,6 +167,7 @@ impl ManualClock {
     }
 
     /// Moves the clock to `ticks`; a value behind the current reading is ignored (monotonic).
+    /// Deadline drivers are told ([`advanced`]).
     pub fn set(&self, ticks: u64) {
         #[cfg(target_pointer_width = "64")]
         self.ticks
@@ -127,9 +177,10 @@ impl ManualClock {
             let cell = self.ticks.borrow(cs);
             cell.set(cell.get().max(ticks));
         });
+        advanced();
     }
 
-    /// Moves the clock forward by `ticks` (saturating).
+    /// Moves the clock forward by `ticks` (saturating). Deadline drivers are told ([`advanced`]).
     pub fn advance(&self, ticks: u64) {
         #[cfg(target_pointer_width = "64")]
         {
@@ -144,6 +195,7 @@ impl ManualClock {
             let cell = self.ticks.borrow(cs);
             cell.set(cell.get().saturating_add(ticks));
         });
+        advanced();
     }
 }
 

@@ -7,10 +7,27 @@ use core::fmt;
 use core::num::{NonZeroU32, NonZeroUsize};
 use core::ops::Deref;
 
-use crate::arena::ArenaView;
-use crate::callback::Callback;
+use crate::engine::arena::ArenaView;
+use crate::engine::callback::Callback;
+use crate::engine::handle::Handle;
 use crate::error::Error;
-use crate::handle::Handle;
+
+impl ArenaView {
+    /// The background root (SPEC R1): never done, no deadline, no values. Free, never fails.
+    pub fn background(&self) -> Ctx<'_> {
+        Ctx::from_handle(self, Handle::BACKGROUND)
+    }
+
+    /// The todo root (SPEC R1): like [`ArenaView::background`], for code not yet given a context.
+    pub fn todo(&self) -> Ctx<'_> {
+        Ctx::from_handle(self, Handle::TODO)
+    }
+
+    /// A view of an existing context from its raw handle (no check is made until it is used).
+    pub fn ctx(&self, handle: Handle) -> Ctx<'_> {
+        Ctx::from_handle(self, handle)
+    }
+}
 
 /// A context as passed down a call chain: `Copy`, two words, checks without locks.
 ///
@@ -141,32 +158,45 @@ impl<'a> Ctx<'a> {
         self.own(self.arena.with_cancel(self.handle))
     }
 
-    /// A child that is done at tick `at` (Go's `WithDeadline`, SPEC D1-D3).
+    /// A child that is done at tick `at` (Go's `WithDeadline`, SPEC D1-D3). The deadline fires
+    /// by itself on hosts (the arena's driver, SPEC N1). [`Error::NoClock`] on an arena without
+    /// a clock.
     #[track_caller]
     pub fn with_deadline(&self, at: u64) -> Result<OwnedCtx<'a>, Error> {
-        self.own(self.arena.with_deadline_cause(self.handle, at, 0))
+        self.own_timed(self.arena.with_deadline_cause(self.handle, at, 0))
     }
 
     /// As [`Ctx::with_deadline`], recording `cause` if the deadline fires (SPEC K5).
     #[track_caller]
     pub fn with_deadline_cause(&self, at: u64, cause: NonZeroU32) -> Result<OwnedCtx<'a>, Error> {
-        self.own(self.arena.with_deadline_cause(self.handle, at, cause.get()))
+        self.own_timed(self.arena.with_deadline_cause(self.handle, at, cause.get()))
     }
 
     /// A child that is done `ticks` from now (Go's `WithTimeout`, SPEC D1). On the default host
     /// clock a tick is a microsecond.
     #[track_caller]
     pub fn with_timeout(&self, ticks: u64) -> Result<OwnedCtx<'a>, Error> {
-        self.own(self.arena.with_timeout_cause(self.handle, ticks, 0))
+        self.own_timed(self.arena.with_timeout_cause(self.handle, ticks, 0))
     }
 
     /// As [`Ctx::with_timeout`], recording `cause` if the deadline fires (SPEC K5).
     #[track_caller]
     pub fn with_timeout_cause(&self, ticks: u64, cause: NonZeroU32) -> Result<OwnedCtx<'a>, Error> {
-        self.own(
+        self.own_timed(
             self.arena
                 .with_timeout_cause(self.handle, ticks, cause.get()),
         )
+    }
+
+    /// [`Ctx::own`] for a context with a deadline: on hosts, makes sure the arena's deadline
+    /// driver runs (it starts by itself for arenas in a `static`, SPEC N1).
+    #[track_caller]
+    fn own_timed(&self, r: Result<Handle, Error>) -> Result<OwnedCtx<'a>, Error> {
+        #[cfg(all(feature = "std", not(loom)))]
+        if r.is_ok() {
+            crate::wait::driver::ensure(self.arena);
+        }
+        self.own(r)
     }
 
     /// A child carrying `key = value` (Go's `WithValue`, SPEC V1). For request-scoped data such
@@ -211,7 +241,15 @@ impl<'a> Ctx<'a> {
         })
     }
 
+    #[track_caller]
     fn own(&self, r: Result<Handle, Error>) -> Result<OwnedCtx<'a>, Error> {
+        #[cfg(any(feature = "log", feature = "defmt"))]
+        if r == Err(Error::Full) {
+            crate::diagnostics::log_full(
+                self.arena.capacity(),
+                crate::engine::site::Site::caller(),
+            );
+        }
         r.map(|handle| OwnedCtx {
             ctx: Ctx {
                 arena: self.arena,

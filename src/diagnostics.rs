@@ -19,70 +19,29 @@
 //!
 //! Contexts created through the C API record the line of the ffi crate that created them.
 
+#[cfg(feature = "diagnostics")]
 use core::fmt;
 #[cfg(feature = "diagnostics")]
 use core::panic::Location;
 
 #[cfg(feature = "diagnostics")]
-use crate::arena::ArenaView;
-#[cfg(feature = "diagnostics")]
 use crate::context::Ctx;
 #[cfg(feature = "diagnostics")]
-use crate::error::Error;
+use crate::engine::arena::ArenaView;
 #[cfg(feature = "diagnostics")]
-use crate::handle::Handle;
+use crate::engine::handle::Handle;
 #[cfg(feature = "diagnostics")]
-use crate::slot::{
+use crate::engine::run::Tree;
+#[cfg(feature = "diagnostics")]
+use crate::engine::slot::{
     gen_of, is_settled, kind_of, Idx, Kind, ERR_CANCELED, ERR_MASK, HANDLE, HAS_DL, NONE,
 };
 #[cfg(feature = "diagnostics")]
-use crate::sync::Ordering::Relaxed;
+use crate::engine::sync::Ordering::Relaxed;
 #[cfg(feature = "diagnostics")]
-use crate::tree::Tree;
+use crate::error::Error;
 
-/// The creation site passed from the public entry points down to [`Tree::create`]. Zero-sized
-/// without the feature, so the default-off build pays nothing.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Site {
-    #[cfg(feature = "diagnostics")]
-    loc: &'static Location<'static>,
-}
-
-impl Site {
-    /// The caller of the `#[track_caller]` chain this is called from.
-    #[track_caller]
-    #[inline(always)]
-    pub(crate) fn caller() -> Site {
-        Site {
-            #[cfg(feature = "diagnostics")]
-            loc: Location::caller(),
-        }
-    }
-}
-
-impl fmt::Display for Site {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        #[cfg(feature = "diagnostics")]
-        return write!(f, "{}", self.loc);
-        #[cfg(not(feature = "diagnostics"))]
-        f.write_str("(site unknown: feature `diagnostics` is off)")
-    }
-}
-
-#[cfg(feature = "diagnostics")]
-impl Tree<'_> {
-    /// Records where and when slot `i` was created. Called under the lock before its state is
-    /// published.
-    pub(crate) fn record(&mut self, i: Idx, site: Site) {
-        let now = self.now();
-        let slot = self.arena.slot(i);
-        slot.site.store(
-            core::ptr::from_ref(site.loc).cast_mut(),
-            crate::sync::Ordering::Relaxed,
-        );
-        slot.born.set(now);
-    }
-}
+pub(crate) use crate::engine::site::Site;
 
 impl Site {
     /// File and line, when recorded.
@@ -150,6 +109,8 @@ impl LiveKind {
 pub struct Live {
     /// Its handle (valid at the time of the snapshot).
     pub handle: Handle,
+    /// Its slot index.
+    pub slot: usize,
     /// What it is.
     pub kind: LiveKind,
     /// The slot index of its parent, `None` for a child of a root (and for a registration on a
@@ -171,7 +132,7 @@ pub struct Live {
 #[cfg(feature = "diagnostics")]
 impl fmt::Display for Live {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let slot = self.handle.index().unwrap_or(usize::MAX);
+        let slot = self.slot;
         write!(f, "#{slot:<4} {:<10}", self.kind.as_str())?;
         match self.err {
             Some(e) => write!(f, " {:<26}", e.as_str())?,
@@ -190,7 +151,7 @@ impl fmt::Display for Live {
     }
 }
 
-/// The contexts still held, oldest first (by creation tick, then slot index): from
+/// The contexts still held, oldest first (by creation sequence, then slot index): from
 /// [`ArenaView::live`] and [`ArenaView::live_under`].
 #[cfg(feature = "diagnostics")]
 #[derive(Clone, Debug)]
@@ -199,7 +160,7 @@ pub struct LiveIter<'a> {
     now: u64,
     /// Only strict descendants of this slot (`NONE`: every held slot).
     under: Idx,
-    /// The (born, index) key of the last item returned.
+    /// The (sequence, index) key of the last item returned.
     last: Option<(u64, Idx)>,
 }
 
@@ -239,7 +200,7 @@ impl Iterator for LiveIter<'_> {
                 if s & HANDLE == 0 || kind_of(s) == Kind::Free {
                     continue;
                 }
-                let key = (slot.born.get(), j);
+                let key = (u64::from(slot.seq.load(Relaxed)), j);
                 if self.last.is_some_and(|l| key <= l) || best.is_some_and(|b| key >= b) {
                     continue;
                 }
@@ -247,9 +208,10 @@ impl Iterator for LiveIter<'_> {
                     best = Some(key);
                 }
             }
-            let (born, j) = best?;
-            self.last = Some((born, j));
+            let (seq, j) = best?;
+            self.last = Some((seq, j));
             let slot = t.arena.slot(j);
+            let born = slot.born.get();
             let s = slot.state.load(Relaxed);
             let kind = match kind_of(s) {
                 Kind::Deadline => LiveKind::Deadline,
@@ -266,7 +228,10 @@ impl Iterator for LiveIter<'_> {
                     _ => Error::DeadlineExceeded,
                 })
             } else if s & ERR_MASK != 0
-                || (s & HAS_DL != 0 && kind != LiveKind::Detached && now >= slot.deadline.get())
+                || (s & HAS_DL != 0
+                    && kind != LiveKind::Detached
+                    && t.arena.checks_read_clock()
+                    && now >= slot.deadline.get())
             {
                 Some(Error::DeadlineExceeded)
             } else {
@@ -278,7 +243,8 @@ impl Iterator for LiveIter<'_> {
             #[allow(clippy::unnecessary_cast, reason = "Idx is u16 on 32-bit targets")]
             let parent = (p != NONE).then_some(p as u32);
             Some(Live {
-                handle: Handle::new(j as usize, gen_of(s)),
+                handle: t.arena.handle_of(j, gen_of(s)),
+                slot: j as usize,
                 kind,
                 parent,
                 parent_held,
@@ -287,7 +253,7 @@ impl Iterator for LiveIter<'_> {
                 age: now.saturating_sub(born),
                 // SAFETY: `site` is null or was stored from a `&'static Location<'static>` by
                 // `Tree::record`; it is never written with anything else.
-                site: unsafe { site.cast_const().as_ref() },
+                site: unsafe { site.cast_const().cast::<Location<'static>>().as_ref() },
             })
         })
     }
@@ -456,7 +422,7 @@ impl ArenaView {
                 let (file, line) = live.site.map_or(("?", 0), |l| (l.file(), l.line()));
                 defmt::warn!(
                     "stopwire: leak: slot {=usize} ({=str}) created at {=str}:{=u32}",
-                    live.handle.index().unwrap_or(usize::MAX),
+                    live.slot,
                     live.kind.as_str(),
                     file,
                     line

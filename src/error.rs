@@ -40,6 +40,9 @@ pub enum Error {
     ZeroCause,
     /// The context is not done, so it has no cause yet (SPEC K6).
     NotDone,
+    /// The arena has no clock ([`crate::NoClock`], the default without `std`), so a deadline
+    /// could never fire: give the arena a clock with [`crate::Arena::with_clock`] (SPEC D1).
+    NoClock,
 }
 
 impl Error {
@@ -63,6 +66,7 @@ impl Error {
             Error::ZeroKey => "key 0 is not a valid key",
             Error::ZeroCause => "cause 0 is not a valid cause",
             Error::NotDone => "context is not done",
+            Error::NoClock => "the arena has no clock: deadlines cannot fire",
         }
     }
 }

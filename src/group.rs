@@ -33,7 +33,7 @@ pub use threads::Group;
 #[cfg(feature = "std")]
 mod threads {
     use super::unit_cause;
-    // A plain counter outside the engine: not part of the loom-modelled state (`crate::sync`).
+    // A plain counter outside the engine: not part of the loom-modelled state (`crate::engine::sync`).
     use core::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::thread;
@@ -216,11 +216,11 @@ mod tasks {
     use core::pin::Pin;
     use core::task::{Context, Poll, Waker};
 
-    use crate::arena::ArenaView;
     use crate::context::{Ctx, OwnedCtx};
+    use crate::engine::arena::ArenaView;
+    use crate::engine::handle::Handle;
+    use crate::engine::lock::Lock;
     use crate::error::Error;
-    use crate::handle::Handle;
-    use crate::lock::Lock;
 
     /// A group of async tasks: each task holds a [`Member`] (its own child of the group's
     /// context), the first [`Member::fail`] cancels the group, and [`TaskGroup::wait`] completes

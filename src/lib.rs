@@ -69,43 +69,33 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
-mod arena;
-mod audit;
-mod callback;
 mod clock;
 mod context;
-mod deadline;
 mod diagnostics;
+mod engine;
 mod error;
-#[cfg(all(feature = "async", not(loom)))]
-mod future;
 mod group;
 mod grpc_timeout;
-mod handle;
-mod lock;
-mod query;
-mod slot;
-mod sync;
-mod tree;
+mod wait;
 
-pub use arena::{Arena, ArenaInner, ArenaView, Stats};
-pub use audit::AuditError;
-pub use callback::Callback;
 #[cfg(feature = "std")]
 pub use clock::StdClock;
-pub use clock::{Clock, FnClock, ManualClock, NoClock};
+pub use clock::{advanced, Clock, FnClock, ManualClock, NoClock};
 pub use context::{AfterFunc, Ctx, OwnedCtx};
 #[cfg(feature = "diagnostics")]
 pub use diagnostics::{Leaks, Live, LiveIter, LiveKind, Report, LEAKS_KEPT};
+pub use engine::arena::{Arena, ArenaInner, ArenaView, Stats};
+pub use engine::audit::AuditError;
+pub use engine::callback::Callback;
+pub use engine::handle::Handle;
+pub use engine::slot::Slot;
 pub use error::Error;
-#[cfg(all(feature = "embassy", not(loom)))]
-pub use future::EmbassyClock;
-#[cfg(all(feature = "async", not(loom)))]
-pub use future::{Done, UntilDone, Waiters, DEFAULT_WAITERS};
 #[cfg(feature = "std")]
 pub use group::Group;
 #[cfg(not(loom))]
 pub use group::{Member, TaskGroup, Wait};
 pub use grpc_timeout::{GrpcTimeout, GrpcTimeoutError, TimeoutUnit};
-pub use handle::Handle;
-pub use slot::Slot;
+#[cfg(all(feature = "embassy", not(loom)))]
+pub use wait::future::EmbassyClock;
+#[cfg(all(feature = "async", not(loom)))]
+pub use wait::future::{Done, UntilDone};

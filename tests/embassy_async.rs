@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
 use embassy_time::{Duration, MockDriver};
-use stopwire::{Arena, Ctx, EmbassyClock, Error, Waiters};
+use stopwire::{Arena, Ctx, EmbassyClock, Error};
 
 /// Tests that advance the mock clock run one at a time (the clock is process-wide); the others
 /// only use deadlines far beyond anything advanced here.
@@ -48,10 +48,9 @@ const FAR: u64 = 1 << 50;
 #[test]
 fn c2_cancel_wakes_a_polled_done_future_once_and_it_reports_canceled() {
     static ARENA: Arena<8> = Arena::with_clock(&EmbassyClock);
-    static W: Waiters<2> = Waiters::new();
     let ctx = ARENA.background().with_cancel().unwrap();
     let (count, waker) = counting_waker();
-    let mut done = pin!(ctx.done_in(&W));
+    let mut done = pin!(ctx.done());
     assert_eq!(poll_once(done.as_mut(), &waker), Poll::Pending);
     assert_eq!(
         count.0.load(SeqCst),
@@ -64,24 +63,25 @@ fn c2_cancel_wakes_a_polled_done_future_once_and_it_reports_canceled() {
         poll_once(done.as_mut(), &waker),
         Poll::Ready(Error::Canceled)
     );
-    // F6: completing gives the cell and the registration slot back, before any drop.
-    assert_eq!((W.busy(), ARENA.stats().in_use), (0, 1));
+    // N5: a waiter takes no slot: only the context is in use.
+    assert_eq!(ARENA.stats().in_use, 1);
 }
 
 #[test]
-fn f6_a_waiting_future_holds_one_slot_and_one_cell_until_dropped() {
+fn n5_a_waiting_future_takes_no_slot_and_a_dropped_one_is_never_woken() {
     static ARENA: Arena<8> = Arena::with_clock(&EmbassyClock);
-    static W: Waiters<2> = Waiters::new();
     let ctx = ARENA.background().with_cancel().unwrap();
     let (count, waker) = counting_waker();
     {
-        let mut done = pin!(ctx.done_in(&W));
+        let mut done = pin!(ctx.done());
         assert_eq!(poll_once(done.as_mut(), &waker), Poll::Pending);
-        assert_eq!(ARENA.stats().in_use, 2, "the context and the registration");
-        assert_eq!(W.busy(), 1);
+        assert_eq!(
+            ARENA.stats().in_use,
+            1,
+            "the waiter node lives in the future"
+        );
     }
     assert_eq!(ARENA.stats().in_use, 1);
-    assert_eq!(W.busy(), 0);
     ctx.cancel();
     assert_eq!(count.0.load(SeqCst), 0, "a dropped future is never woken");
 }
@@ -89,61 +89,66 @@ fn f6_a_waiting_future_holds_one_slot_and_one_cell_until_dropped() {
 #[test]
 fn c7_done_is_ready_at_once_for_a_done_context_and_takes_nothing() {
     static ARENA: Arena<4> = Arena::with_clock(&EmbassyClock);
-    static W: Waiters<1> = Waiters::new();
     let ctx = ARENA.background().with_cancel().unwrap();
     ctx.cancel();
     let (_, waker) = counting_waker();
-    let mut done = pin!(ctx.done_in(&W));
+    let mut done = pin!(ctx.done());
     assert_eq!(
         poll_once(done.as_mut(), &waker),
         Poll::Ready(Error::Canceled)
     );
-    assert_eq!((ARENA.stats().in_use, W.busy()), (1, 0));
+    assert_eq!(ARENA.stats().in_use, 1);
 }
 
 #[test]
-fn a4_release_wakes_a_waiter_with_stale() {
+fn a4_n6_release_wakes_a_waiter_with_the_released_err() {
     static ARENA: Arena<4> = Arena::with_clock(&EmbassyClock);
-    static W: Waiters<1> = Waiters::new();
     let owned = ARENA.background().with_cancel().unwrap();
     let view = *owned;
     let (count, waker) = counting_waker();
-    let mut done = pin!(view.done_in(&W));
+    let mut done = pin!(view.done());
     assert_eq!(poll_once(done.as_mut(), &waker), Poll::Pending);
     drop(owned);
     assert_eq!(count.0.load(SeqCst), 1);
-    assert_eq!(poll_once(done.as_mut(), &waker), Poll::Ready(Error::Stale));
+    // A released cancelable context reports Canceled until its slot is reused.
+    assert_eq!(
+        poll_once(done.as_mut(), &waker),
+        Poll::Ready(Error::Canceled)
+    );
 }
 
 #[test]
 fn r1_a_root_never_completes_and_takes_nothing() {
     static ARENA: Arena<4> = Arena::with_clock(&EmbassyClock);
-    static W: Waiters<1> = Waiters::new();
     let (count, waker) = counting_waker();
-    let mut done = pin!(ARENA.background().done_in(&W));
+    let mut done = pin!(ARENA.background().done());
     assert_eq!(poll_once(done.as_mut(), &waker), Poll::Pending);
-    assert_eq!(
-        (ARENA.stats().in_use, W.busy(), count.0.load(SeqCst)),
-        (0, 0, 0)
-    );
+    assert_eq!((ARENA.stats().in_use, count.0.load(SeqCst)), (0, 0));
 }
 
 #[test]
-fn a3_without_a_free_cell_or_slot_the_future_busy_polls_and_still_completes() {
-    static ARENA: Arena<2> = Arena::with_clock(&EmbassyClock);
-    static W: Waiters<1> = Waiters::new();
+fn n3_a_full_arena_does_not_stop_a_future_from_waiting_without_busy_polling() {
+    static ARENA: Arena<1> = Arena::with_clock(&EmbassyClock);
     let ctx = ARENA.background().with_cancel().unwrap();
     let (c1, w1) = counting_waker();
     let (c2, w2) = counting_waker();
-    let mut first = pin!(ctx.done_in(&W));
-    let mut second = pin!(ctx.done_in(&W));
+    let mut first = pin!(ctx.done());
+    let mut second = pin!(ctx.done());
+    // Waiters take no slot: a full arena (1 slot, in use) does not matter.
     assert_eq!(poll_once(first.as_mut(), &w1), Poll::Pending);
-    // The only cell is taken: the second wakes itself at every poll (src/future.rs, invariant W4).
     assert_eq!(poll_once(second.as_mut(), &w2), Poll::Pending);
-    assert_eq!(c2.0.load(SeqCst), 1);
-    assert_eq!(c1.0.load(SeqCst), 0);
+    assert_eq!(poll_once(second.as_mut(), &w2), Poll::Pending);
+    assert_eq!(
+        (c1.0.load(SeqCst), c2.0.load(SeqCst)),
+        (0, 0),
+        "N3: no busy polling"
+    );
     ctx.cancel();
-    assert_eq!(c1.0.load(SeqCst), 1);
+    assert_eq!(
+        (c1.0.load(SeqCst), c2.0.load(SeqCst)),
+        (1, 1),
+        "N4: both woken once"
+    );
     assert_eq!(
         poll_once(second.as_mut(), &w2),
         Poll::Ready(Error::Canceled)
@@ -152,31 +157,9 @@ fn a3_without_a_free_cell_or_slot_the_future_busy_polls_and_still_completes() {
 }
 
 #[test]
-fn a3_with_the_arena_full_the_future_busy_polls_and_still_completes() {
-    static ARENA: Arena<1> = Arena::with_clock(&EmbassyClock);
-    static W: Waiters<1> = Waiters::new();
-    let ctx = ARENA.background().with_cancel().unwrap();
-    let (count, waker) = counting_waker();
-    let mut done = pin!(ctx.done_in(&W));
-    assert_eq!(poll_once(done.as_mut(), &waker), Poll::Pending);
-    assert_eq!(
-        count.0.load(SeqCst),
-        1,
-        "no slot for the registration: woke itself"
-    );
-    assert_eq!(ARENA.stats().full_count, 1);
-    ctx.cancel();
-    assert_eq!(
-        poll_once(done.as_mut(), &waker),
-        Poll::Ready(Error::Canceled)
-    );
-}
-
-#[test]
-fn d5_the_deadline_timer_wakes_the_waiter_and_runs_the_driver() {
+fn n1_d5_the_embassy_driver_wakes_the_waiter_and_runs_callbacks_at_the_deadline() {
     let _t = time_lock();
     static ARENA: Arena<8> = Arena::with_clock(&EmbassyClock);
-    static W: Waiters<2> = Waiters::new();
     static SIBLING_RAN: AtomicBool = AtomicBool::new(false);
     fn note(_: usize) {
         SIBLING_RAN.store(true, SeqCst);
@@ -185,23 +168,38 @@ fn d5_the_deadline_timer_wakes_the_waiter_and_runs_the_driver() {
     let sibling = ARENA.background().with_timeout(500).unwrap();
     let _reg = sibling.after_func(note, 0).unwrap();
     let (count, waker) = counting_waker();
-    let mut done = pin!(req.done_in(&W));
+    let (dcount, dwaker) = counting_waker();
+    let mut driver = pin!(ARENA.embassy_driver());
+    let mut done = pin!(req.done());
     assert_eq!(poll_once(done.as_mut(), &waker), Poll::Pending);
-    MockDriver::get().advance(Duration::from_ticks(999));
-    assert_eq!(count.0.load(SeqCst), 0, "not woken before the deadline");
-    assert!(!SIBLING_RAN.load(SeqCst), "no driver ran yet (T5)");
+    assert!(poll_once(driver.as_mut(), &dwaker).is_pending());
+    MockDriver::get().advance(Duration::from_ticks(499));
+    assert_eq!(
+        dcount.0.load(SeqCst),
+        0,
+        "the driver sleeps until the earliest deadline"
+    );
     MockDriver::get().advance(Duration::from_ticks(1));
+    assert!(dcount.0.load(SeqCst) >= 1, "its timer woke it");
+    assert!(poll_once(driver.as_mut(), &dwaker).is_pending());
+    assert!(
+        SIBLING_RAN.load(SeqCst),
+        "the driver ran the sibling's callback (F3)"
+    );
+    MockDriver::get().advance(Duration::from_ticks(499));
+    assert!(poll_once(driver.as_mut(), &dwaker).is_pending());
+    assert_eq!(count.0.load(SeqCst), 0, "not woken before the deadline");
+    MockDriver::get().advance(Duration::from_ticks(1));
+    assert!(poll_once(driver.as_mut(), &dwaker).is_pending());
     assert_eq!(
         count.0.load(SeqCst),
         1,
-        "the embassy timer woke the task at the deadline"
+        "woken once, at the deadline, by the driver"
     );
     assert_eq!(
         poll_once(done.as_mut(), &waker),
         Poll::Ready(Error::DeadlineExceeded)
     );
-    // The timer ran `expire`: the sibling's callback ran in this task (F3).
-    assert!(SIBLING_RAN.load(SeqCst));
     assert_eq!(sibling.err(), Err(Error::DeadlineExceeded));
 }
 
@@ -209,13 +207,16 @@ fn d5_the_deadline_timer_wakes_the_waiter_and_runs_the_driver() {
 fn d2_a_child_waits_for_its_parents_earlier_deadline() {
     let _t = time_lock();
     static ARENA: Arena<8> = Arena::with_clock(&EmbassyClock);
-    static W: Waiters<2> = Waiters::new();
     let parent = ARENA.background().with_timeout(300).unwrap();
     let child = parent.with_cancel().unwrap();
     let (count, waker) = counting_waker();
-    let mut done = pin!(child.done_in(&W));
+    let (_, dwaker) = counting_waker();
+    let mut driver = pin!(ARENA.embassy_driver());
+    let mut done = pin!(child.done());
     assert_eq!(poll_once(done.as_mut(), &waker), Poll::Pending);
+    assert!(poll_once(driver.as_mut(), &dwaker).is_pending());
     MockDriver::get().advance(Duration::from_ticks(300));
+    assert!(poll_once(driver.as_mut(), &dwaker).is_pending());
     assert_eq!(count.0.load(SeqCst), 1);
     assert_eq!(
         poll_once(done.as_mut(), &waker),
@@ -291,14 +292,18 @@ fn d1_run_with_timeout_gives_deadline_exceeded_and_releases_its_child() {
     static ARENA: Arena<8> = Arena::with_clock(&EmbassyClock);
     let req = ARENA.background().with_cancel().unwrap();
     let (count, waker) = counting_waker();
+    let (_, dwaker) = counting_waker();
+    let mut driver = pin!(ARENA.embassy_driver());
     let mut run = pin!(req.run_with_timeout(50, std::future::pending::<()>()));
     assert_eq!(poll_once(run.as_mut(), &waker), Poll::Pending);
     assert_eq!(
         ARENA.stats().in_use,
-        3,
-        "request, timeout child, registration"
+        2,
+        "request and timeout child: waiting takes no slot"
     );
+    assert!(poll_once(driver.as_mut(), &dwaker).is_pending());
     MockDriver::get().advance(Duration::from_ticks(50));
+    assert!(poll_once(driver.as_mut(), &dwaker).is_pending());
     assert_eq!(count.0.load(SeqCst), 1);
     assert_eq!(
         poll_once(run.as_mut(), &waker),
@@ -336,9 +341,7 @@ fn t4_embassy_clock_reads_embassy_ticks() {
 async fn c10_tokio_tasks_awaiting_children_all_wake_when_the_root_is_canceled() {
     const TASKS: usize = 64;
     static ARENA: Arena<{ 2 * 64 + 1 }> = Arena::with_clock(&EmbassyClock);
-    // Fewer cells than tasks: the rest busy-poll (src/future.rs, invariant W4) and must still see
-    // the cancel.
-    static W: Waiters<16> = Waiters::new();
+    // Fewer cells than tasks: the rest busy-poll (W4) and must still see the cancel.
     let root = ARENA.background().with_cancel().unwrap();
     let root_ctx: Ctx<'static> = *root;
     let mut joins = Vec::new();
@@ -347,7 +350,7 @@ async fn c10_tokio_tasks_awaiting_children_all_wake_when_the_root_is_canceled() 
         let tx = ready_tx.clone();
         joins.push(tokio::spawn(async move {
             let child = root_ctx.with_cancel().unwrap();
-            let mut done = pin!(child.done_in(&W));
+            let mut done = pin!(child.done());
             // Poll once so the waiter is registered before the cancel.
             let first = std::future::poll_fn(|cx| Poll::Ready(done.as_mut().poll(cx))).await;
             assert!(first.is_pending());
@@ -368,7 +371,6 @@ async fn c10_tokio_tasks_awaiting_children_all_wake_when_the_root_is_canceled() 
         assert_eq!(j.await.unwrap(), Error::Canceled);
     }
     assert_eq!(ARENA.stats().in_use, 0, "A6: every slot is back");
-    assert_eq!(W.busy(), 0);
 }
 
 #[tokio::test]
@@ -385,7 +387,6 @@ async fn c2_tokio_run_until_done_stops_a_sleeping_task() {
 // ---- embassy-executor (std platform): real tasks canceled from another thread ---------------
 
 static EX_ARENA: Arena<16> = Arena::with_clock(&EmbassyClock);
-static EX_WAITERS: Waiters<4> = Waiters::new();
 static EX_RESULTS: Mutex<Vec<(usize, Result<u32, Error>)>> = Mutex::new(Vec::new());
 static EX_STARTED: AtomicUsize = AtomicUsize::new(0);
 
@@ -393,7 +394,7 @@ static EX_STARTED: AtomicUsize = AtomicUsize::new(0);
 async fn worker(id: usize, ctx: Ctx<'static>) {
     EX_STARTED.fetch_add(1, SeqCst);
     let r = ctx
-        .done_in(&EX_WAITERS)
+        .done()
         .run(async move {
             if id == 0 {
                 return 10;
@@ -436,12 +437,16 @@ fn c3_embassy_executor_tasks_are_canceled_from_another_thread() {
     assert!(matches!(r[1], (1, Err(Error::Canceled | Error::Stale))));
     assert!(matches!(r[2], (2, Err(Error::Canceled | Error::Stale))));
     assert_eq!(EX_ARENA.stats().in_use, 0);
-    assert_eq!(EX_WAITERS.busy(), 0);
 }
 
 static DL_ARENA: Arena<8> = Arena::with_clock(&EmbassyClock);
 static DL_RESULT: Mutex<Option<Result<(), Error>>> = Mutex::new(None);
 static DL_WAITING: AtomicBool = AtomicBool::new(false);
+
+#[embassy_executor::task]
+async fn dl_driver() {
+    match DL_ARENA.embassy_driver().await {}
+}
 
 #[embassy_executor::task]
 async fn sleeper(ctx: Ctx<'static>) {
@@ -467,7 +472,10 @@ fn d4_an_embassy_executor_task_is_woken_by_its_deadline_alone() {
         }
     });
     executor.run_until(
-        |spawner| spawner.spawn(sleeper(view).unwrap()),
+        |spawner| {
+            spawner.spawn(dl_driver().unwrap());
+            spawner.spawn(sleeper(view).unwrap());
+        },
         || DL_RESULT.lock().unwrap().is_some(),
     );
     clock.join().unwrap();

@@ -43,8 +43,13 @@ fn a2_stale_and_forged_handles_are_rejected_and_touch_nothing() {
     let old = a.with_value(Handle::BACKGROUND, 1, 100).unwrap();
     a.release(old).unwrap();
     // The slot is reused by an unrelated context with the same key and a different value.
-    let new = a.with_value(Handle::BACKGROUND, 1, 200).unwrap();
-    assert_eq!(old.to_raw() as u32, new.to_raw() as u32, "same slot");
+    // Free slots are reused first in, first out: cycle until the old slot comes back.
+    let mut new = a.with_value(Handle::BACKGROUND, 1, 200).unwrap();
+    while a.slot_index(new) != a.slot_index(old) {
+        a.release(new).unwrap();
+        new = a.with_value(Handle::BACKGROUND, 1, 200).unwrap();
+    }
+    assert_eq!(a.slot_index(old), a.slot_index(new), "same slot");
     assert_ne!(old, new);
     let reg = a.after_func(new, Callback::new(no_call, 0)).unwrap();
     let stats = a.stats();
@@ -109,14 +114,14 @@ fn a2_a_handle_stays_stale_through_2_pow_24_reuses_of_its_slot() {
     let a = arena::<1>(clock(0));
     let first = a.with_value(Handle::BACKGROUND, 1, 1).unwrap();
     a.release(first).unwrap();
-    let first_low = first.to_raw() as u32;
+    let first_slot = a.slot_index(first);
     let mut last = first;
     for i in 0..(1u32 << 24) + 2 {
         let h = a.with_cancel(Handle::BACKGROUND).unwrap();
-        assert_eq!(h.to_raw() as u32, first_low);
+        assert_eq!(a.slot_index(h), first_slot);
         assert_ne!(h, first);
         // One atomic load per check: cheap enough to check at every reuse.
-        if a.err(first) != Err(Error::Stale) || a.err(last) != Err(Error::Stale) && i > 0 {
+        if a.err(first) != Err(Error::Stale) || i > 0 && a.err(last) != Err(Error::Stale) {
             panic!("A2: stale handle accepted after {i} reuses");
         }
         a.release(h).unwrap();
@@ -192,7 +197,14 @@ fn a4_release_cancels_and_makes_the_handle_stale_at_once() {
     let child = a.with_cancel(p).unwrap();
     let in_use = a.stats().in_use;
     a.release(p).unwrap();
-    assert_eq!(a.err(p), Err(Error::Stale), "stale at once");
+    // Released at once: every operation but the checks reports it stale; checks report the Err
+    // release gave it until the slot is reused (A4).
+    assert_eq!(a.cancel(p, 0), Err(Error::Stale), "released at once");
+    assert_eq!(
+        a.err(p),
+        Err(Error::Canceled),
+        "a check reports why it is gone"
+    );
     assert_eq!(a.stats().in_use, in_use, "slot kept for the child (A5)");
     assert_eq!(a.err(child), Err(Error::Canceled), "release cancels");
     assert_eq!(a.cause(child), Ok(None));
@@ -208,7 +220,12 @@ fn a4_release_cancels_and_makes_the_handle_stale_at_once() {
     let below = q.with_cancel().unwrap();
     let qv = *q;
     drop(q);
-    assert_eq!(qv.err(), Err(Error::Stale));
+    assert_eq!(
+        qv.err(),
+        Err(Error::Canceled),
+        "A4: released, not reused: why it is gone"
+    );
+    assert_eq!(a.cancel(qv.handle(), 0), Err(Error::Stale));
     assert_eq!(below.err(), Err(Error::Canceled));
     // Releasing an already done context keeps its Err and cause below.
     let r = a.background().with_cancel().unwrap();

@@ -105,7 +105,7 @@ fn v4_a_value_layer_has_its_parents_done_err_cause_and_deadline() {
 
 /// V5: a lookup walks the context's own ancestors only: a crowd of other nodes carrying the same
 /// key (and so more slots than the arena's ancestry) never changes its answer. (Cost itself is
-/// argued in src/query.rs: one step per ancestor; not timed here.)
+/// argued in src/engine/query.rs: one step per ancestor; not timed here.)
 #[test]
 fn v5_lookup_follows_the_ancestry_not_the_arena() {
     let a = arena::<512>(clock(0));

@@ -16,11 +16,26 @@ fn spin(rng: &mut Rng, max: usize) {
     }
 }
 
+/// The host default clock with `std`; without it (the no-CAS and critical-section builds of these
+/// tests) a real-time function clock, since an arena without a clock refuses deadlines (D1).
+#[cfg(feature = "std")]
+const HOST_CLOCK: &dyn stopwire::Clock = &stopwire::StdClock;
+#[cfg(not(feature = "std"))]
+const HOST_CLOCK: &dyn stopwire::Clock = &stopwire::FnClock(host_micros);
+#[cfg(not(feature = "std"))]
+fn host_micros() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros() as u64
+}
+
 /// C10: children created (directly and under layers) while another thread cancels the parent
 /// all end done: no cancellation is ever lost.
 #[test]
 fn c10_children_created_during_a_cancel_all_end_done() {
-    static A: Arena<1024> = Arena::new();
+    static A: Arena<1024> = Arena::with_clock(HOST_CLOCK);
     let base = A.stats().in_use;
     for round in 0..300u64 {
         let parent = A.with_cancel(Handle::BACKGROUND).unwrap();
@@ -74,7 +89,7 @@ fn c10_children_created_during_a_cancel_all_end_done() {
 /// created: each creation either fails as stale or yields a child that is done.
 #[test]
 fn c10_children_created_during_a_release_are_done_or_refused() {
-    static A: Arena<512> = Arena::new();
+    static A: Arena<512> = Arena::with_clock(HOST_CLOCK);
     let base = A.stats().in_use;
     for round in 0..300u64 {
         let parent = A.with_cancel(Handle::BACKGROUND).unwrap();
@@ -156,7 +171,7 @@ fn tree(a: &ArenaView, top: Handle, n: usize, rng: &mut Rng) -> Vec<(Handle, usi
 /// and that caller's cause is the node's; a node nobody canceled first carries its parent's.
 #[test]
 fn c11_every_node_canceled_from_four_threads_in_random_order() {
-    static A: Arena<256> = Arena::new();
+    static A: Arena<256> = Arena::with_clock(HOST_CLOCK);
     let base = A.stats().in_use;
     for round in 0..150u64 {
         let mut rng = Rng::new(round);
@@ -210,7 +225,7 @@ fn c11_every_node_canceled_from_four_threads_in_random_order() {
 // C11, second half: reactions to a parent's cancellation cancel children while other threads
 // cancel the same tree. Each node's callback cancels (and sometimes releases a spare child of)
 // one of its children, found through a static table.
-static CB_ARENA: Arena<512> = Arena::new();
+static CB_ARENA: Arena<512> = Arena::with_clock(HOST_CLOCK);
 static CHILD_OF: [AtomicU64; 128] = [const { AtomicU64::new(0) }; 128];
 static SPARE_OF: [AtomicU64; 128] = [const { AtomicU64::new(0) }; 128];
 static REACTIONS: AtomicUsize = AtomicUsize::new(0);
@@ -309,7 +324,7 @@ fn c11_callbacks_cancel_children_while_the_parent_cancel_spreads() {
 /// C3 under contention: many threads, many contexts, one "first" per context.
 #[test]
 fn c3_exactly_one_first_per_context_under_contention() {
-    static A: Arena<128> = Arena::new();
+    static A: Arena<128> = Arena::with_clock(HOST_CLOCK);
     for round in 0..100u64 {
         let hs: Vec<Handle> = (0..64)
             .map(|_| A.with_cancel(Handle::BACKGROUND).unwrap())

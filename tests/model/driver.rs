@@ -409,12 +409,12 @@ impl<E: Engine> Harness<'_, E> {
             Pick::Dead => (MHandle::Forged, Handle::DEAD),
             Pick::Forged(x) => {
                 let raw = if x & 1 == 0 {
-                    // A generation no slot reaches (they are 25 bits wide).
+                    // A generation no slot reaches (the model's arenas have at most 6 index
+                    // bits, so bit 63 is a generation bit above the 57 a state word holds).
                     x | (1 << 63)
                 } else {
-                    // A small generation, an index past the end of the arena.
-                    let low = self.engine.capacity() as u64 + 1 + u64::from(x as u16);
-                    ((x >> 40) & 0xff) << 32 | low
+                    // A small generation with an index field of 0 (never a slot, R3).
+                    ((x >> 40) & 0xff) << 32 | (x & 0xffff) << 16
                 };
                 (MHandle::Forged, Handle::from_raw(raw))
             }
@@ -590,9 +590,27 @@ impl<E: Engine> Harness<'_, E> {
             Err(MErr::DeadlineExceeded) => bump(&COVERAGE.done_by_deadline_seen, 1),
             _ => {}
         }
-        self.same_res(&what("err"), err, self.model.err(m))?;
+        if let Some((why, cause)) = self.model.released_report(m) {
+            // A4: released, and the slot perhaps reused since: its Err, or stale.
+            let why = self.engine.fold(why);
+            if err != Err(why) && err != Err(MErr::Stale) {
+                return Err(format!(
+                    "{}: engine {err:?}, model {why:?} or Stale",
+                    what("err")
+                ));
+            }
+            let c = en.cause(e);
+            if c != Ok(cause) && c != Err(MErr::Stale) {
+                return Err(format!(
+                    "{}: engine {c:?}, model {cause:?} or Stale",
+                    what("cause")
+                ));
+            }
+        } else {
+            self.same_res(&what("err"), err, self.model.err(m))?;
+            self.same_res(&what("cause"), en.cause(e), self.model.cause(m))?;
+        }
         same(&what("is_done"), en.is_done(e), err.is_err())?;
-        self.same_res(&what("cause"), en.cause(e), self.model.cause(m))?;
         self.same_res(&what("deadline"), en.deadline(e), self.model.deadline(m))?;
         for key in 0..=3 {
             self.same_res(

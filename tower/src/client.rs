@@ -73,7 +73,7 @@ impl Default for ClientLayer {
 
 impl ClientLayer {
     /// A layer for an arena clock at 1 MHz ([`GrpcTimeout::STD_CLOCK_RATE`]), waiting with
-    /// cells of [`crate::WAITERS`].
+    /// waiters (no slot, no registry).
     pub fn new() -> Self {
         ClientLayer {
             rate: GrpcTimeout::STD_CLOCK_RATE,
@@ -95,7 +95,7 @@ impl ClientLayer {
         self
     }
 
-    /// How a call waits for its context: for instance `|ctx| ctx.done_in(&MY_WAITERS)` with a
+    /// How a call waits for its context: for instance `|ctx| ctx.done()` with a
     /// registry of one's own. The default is [`crate::done`].
     pub fn waiters(mut self, done: fn(Ctx<'static>) -> Done<'static>) -> Self {
         self.waiters = done;
@@ -169,7 +169,7 @@ where
         }
         let watch = Watch {
             ctx,
-            done: (self.cfg.waiters)(ctx),
+            done: std::boxed::Box::pin((self.cfg.waiters)(ctx)),
             driver: Driver::new(self.cfg.rate, self.cfg.drive),
             grpc,
         };
@@ -180,7 +180,8 @@ where
 /// A call's wait for its context.
 struct Watch {
     ctx: Ctx<'static>,
-    done: Done<'static>,
+    /// Pinned: a waiting `Done` holds its waiter node inside itself.
+    done: core::pin::Pin<std::boxed::Box<Done<'static>>>,
     driver: Driver,
     grpc: bool,
 }
@@ -188,7 +189,7 @@ struct Watch {
 impl Watch {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<stopwire::Error> {
         self.driver.poll(self.ctx, cx);
-        self.done.poll_done(cx)
+        self.done.as_mut().poll_done(cx)
     }
 }
 

@@ -72,8 +72,8 @@
 //!
 //! ## Arena size
 //!
-//! A request in flight holds one slot; each wait on a context ([`done`], and one per outgoing
-//! call of the client layer) holds one more while it waits, and one cell of [`WAITERS`].
+//! A request in flight holds one slot. Waiting on a context ([`done`], the client layer's calls)
+//! takes no slot: the waiter lives in the future.
 #![warn(clippy::std_instead_of_core)]
 
 mod client;
@@ -85,7 +85,7 @@ mod server;
 
 use core::future::Future;
 
-use stopwire::{Ctx, Done, UntilDone, Waiters};
+use stopwire::{Ctx, Done, UntilDone};
 
 pub use client::{CallBody, CallFuture, Client, ClientLayer, ContextDone};
 #[cfg(feature = "axum")]
@@ -93,22 +93,17 @@ pub use extract::{MissingCtx, ReqCtx};
 pub use grpc::{code_of, Code};
 pub use server::{Server, ServerBody, ServerFuture, ServerLayer, ServerStats};
 
-/// Waker cells for the waits of this crate: [`done`], [`run_until_done`] and the client layer's
-/// calls. One cell per wait in progress; past that, waits poll busily (correct, but costly), so
-/// the registry is sized for a busy server rather than stopwire's default of 8.
-pub static WAITERS: Waiters<1024> = Waiters::new();
-
-/// `ctx.done()` with a cell of [`WAITERS`]: completes with the reason once `ctx` is done.
+/// `ctx.done()`: completes with the reason once `ctx` is done.
 ///
 /// # Cancellation safety
 ///
-/// Cancel-safe: dropping it frees its cell and its registration slot, and changes nothing.
+/// Cancel-safe: dropping it unlinks its waiter, and changes nothing.
 pub fn done(ctx: Ctx<'static>) -> Done<'static> {
-    ctx.done_in(&WAITERS)
+    ctx.done()
 }
 
-/// `ctx.run_until_done(fut)` with a cell of [`WAITERS`]: `Ok` with `fut`'s output, or `Err`
-/// with the context's reason after dropping `fut`.
+/// `ctx.run_until_done(fut)`: `Ok` with `fut`'s output, or `Err` with the context's reason after
+/// dropping `fut`.
 ///
 /// # Cancellation safety
 ///

@@ -1,11 +1,11 @@
-//! An audit of the arena's structural invariants (I1-I5 of [`crate::arena`]): for tests, fuzzing
+//! An audit of the arena's structural invariants (I1-I5 of [`crate::engine::arena`]): for tests, fuzzing
 //! and debugging. O(N²) in the capacity; call it when no other operation is in flight.
 
 use core::fmt;
 
-use crate::arena::ArenaView;
-use crate::slot::{is_settled, kind_of, unpack, Idx, Kind, Pair, HANDLE, HAS_DL, NONE};
-use crate::sync::Ordering::Relaxed;
+use crate::engine::arena::ArenaView;
+use crate::engine::slot::{is_settled, kind_of, unpack, Idx, Kind, Pair, HANDLE, HAS_DL, NONE};
+use crate::engine::sync::Ordering::Relaxed;
 
 /// A broken invariant found by [`ArenaView::audit`]: what is wrong, and at which slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,7 @@ impl ArenaView {
         }
         let mut free = 0usize;
         let mut f = h.free_head.load(Relaxed);
+        let mut last_free = NONE;
         while f != NONE {
             let i = f as usize;
             if i >= n || kind_of(state(i)) != Kind::Free || state(i) & HANDLE != 0 {
@@ -79,7 +80,11 @@ impl ArenaView {
             if free > n {
                 return fail("free list has a cycle", i);
             }
-            f = unpack(self.slots[i].links.load(Relaxed)).0;
+            last_free = f;
+            f = self.slots[i].first_child();
+        }
+        if last_free != h.free_tail.load(Relaxed) {
+            return fail("free list tail is wrong", n);
         }
         if allocated + free + (n - unused) != n {
             return fail("slots lost: allocated + free + never used != capacity", n);
@@ -99,11 +104,25 @@ impl ArenaView {
                     kind_of(state(j)) != Kind::Free && self.slots[j].parent() as usize == i
                 })
                 .count();
+            if !slot.waiters.load(Relaxed).is_null()
+                && (s & HANDLE == 0 || is_settled(s) || kind.is_callback())
+            {
+                return fail("waiters linked on a node that is done or released (I7)", i);
+            }
             if kind.is_callback() {
                 if children != 0 || s & HANDLE == 0 {
                     return fail("callback registration with children or no handle", i);
                 }
                 continue;
+            }
+            if s & HAS_DL != 0 {
+                let o = slot.dl_owner.load(Relaxed) as usize;
+                if o >= n || kind_of(state(o)) != Kind::Deadline {
+                    return fail("dl_owner does not name a deadline owner", i);
+                }
+                if self.slots[o].deadline.get() != slot.deadline.get() {
+                    return fail("dl_owner's deadline differs from the node's", i);
+                }
             }
             if slot.refs() as usize != children {
                 return fail("refs differs from the allocated children", i);
@@ -178,42 +197,42 @@ impl ArenaView {
 
         // I5: the queue holds exactly the unsettled owners, sorted by deadline.
         let mut queued = 0usize;
-        let mut prev: Idx = NONE;
-        let mut q = h.dq_head.load(Relaxed);
-        let mut last = 0u64;
-        while q != NONE {
-            let qi = q as usize;
-            if qi >= n {
-                return fail("deadline queue points outside the arena", n);
+        for lane in h.lanes.iter() {
+            let (head, tail) = unpack(lane.load(Relaxed));
+            let mut prev: Idx = NONE;
+            let mut q = head;
+            let mut last = 0u64;
+            while q != NONE {
+                let qi = q as usize;
+                if qi >= n {
+                    return fail("deadline lane points outside the arena", n);
+                }
+                let s = state(qi);
+                if kind_of(s) != Kind::Deadline || is_settled(s) {
+                    return fail("deadline lane holds a slot that is not a pending owner", qi);
+                }
+                let d = self.slots[qi].deadline.get();
+                if d < last {
+                    return fail("deadline lane out of order", qi);
+                }
+                last = d;
+                let (next, p) = unpack(self.slots[qi].word(1) as Pair);
+                if p != prev {
+                    return fail("deadline lane back link is wrong", qi);
+                }
+                queued += 1;
+                if queued > n {
+                    return fail("deadline lane has a cycle", qi);
+                }
+                prev = q;
+                q = next;
             }
-            let s = state(qi);
-            if kind_of(s) != Kind::Deadline || is_settled(s) {
-                return fail(
-                    "deadline queue holds a slot that is not a pending owner",
-                    qi,
-                );
+            if prev != tail {
+                return fail("deadline lane tail is wrong", n);
             }
-            let d = self.slots[qi].deadline.get();
-            if d < last {
-                return fail("deadline queue out of order", qi);
-            }
-            last = d;
-            let (next, p) = unpack(self.slots[qi].word(1) as Pair);
-            if p != prev {
-                return fail("deadline queue back link is wrong", qi);
-            }
-            queued += 1;
-            if queued > n {
-                return fail("deadline queue has a cycle", qi);
-            }
-            prev = q;
-            q = next;
-        }
-        if prev != h.dq_tail.load(Relaxed) {
-            return fail("deadline queue tail is wrong", n);
         }
         if queued != owners {
-            return fail("deadline queue misses pending owners", n);
+            return fail("deadline lanes miss pending owners", n);
         }
         Ok(())
     }

@@ -1,19 +1,31 @@
 //! Callback registrations (`after_func`, SPEC F) and where they run (DESIGN-QUESTIONS 8).
 //!
 //! A registration is a slot of kind `CallbackRust` or `CallbackC` (SPEC F6), linked in its
-//! context's child list like a child, so the cancel walk finds it. The walk *claims* it (bumps the
-//! generation, so `stop` answers false from then on, F4) and chains it into a list local to the
-//! canceling call ([`Pending`]). Once the walk is over and the lock released, the canceler pops the
-//! list one entry at a time: under the lock it reads the function and data and reclaims the slot
-//! (and its context's, if a released context waited only for it, I3), then it calls the function
-//! with no lock held (F3). So a callback may call any operation, and
-//! `stop` never waits for a running callback: it only takes the lock for O(1) work (F4).
+//! context's child list like a child, so the cancel walk finds it. The walk *claims* it: unlinks
+//! it, marks it claimed and chains it into a list local to the canceling call ([`Pending`]); its
+//! handle stays valid, so `stop` can still prevent it. Between the walk's locked steps and after
+//! the last one, the canceler dispatches the list one entry at a time
+//! ([`crate::engine::run`]): under the lock it retires the handle (from then on `stop` answers
+//! false: the callback has started, F4), reads the function and data and reclaims the slot (and
+//! its context's, if a released context waited only for it, I3); then it calls the function with
+//! no lock held (F3). So a callback may call any operation, and `stop` never waits for a running
+//! callback: it only takes the lock for O(1) work (F4).
+//!
+//! # What a callback may do
+//!
+//! Anything the library offers, on any context, without deadlock: it runs with no lock and no
+//! critical section held. It runs in the thread or interrupt handler that made the context done,
+//! so it should be short. With `std`, a callback that panics does not abandon the others: the
+//! dispatcher catches the panic, runs every remaining callback, finishes the walk (every slot
+//! comes back, waiters are woken) and then resumes the first panic in the caller (SPEC F1, A6).
+//! Without `std` there is no unwinding to catch: a callback must not panic (firmware builds abort
+//! on panic anyway).
 
 use core::ffi::c_void;
 
-use crate::arena::ArenaView;
-use crate::slot::{kind_of, pack, unpack, Idx, Kind, NONE};
-use crate::sync::Ordering::Relaxed;
+use crate::engine::arena::ArenaView;
+use crate::engine::slot::{kind_of, pack, unpack, Idx, Kind, NONE};
+use crate::engine::sync::Ordering::Relaxed;
 
 /// A function to run when a context is done: a Rust `fn(usize)` with its argument, or a C
 /// `void (*)(void *)` with its `userdata`.
@@ -82,8 +94,12 @@ impl Callback {
     }
 }
 
-/// Callbacks claimed by one walk, waiting to run once the lock is released. A list threaded
-/// through the claimed slots' `links` words, so it needs no storage of its own.
+/// Callbacks claimed by one operation's walks, waiting to run once the lock is released. A list
+/// threaded through the claimed slots' `links` words, so it needs no storage of its own.
+///
+/// A claimed registration keeps its handle until it is dispatched: `stop` called meanwhile still
+/// prevents it (marks it stopped and returns true), so that `stop` answers false only once the
+/// callback has started (SPEC F4).
 #[derive(Debug)]
 pub(crate) struct Pending(pub(crate) Idx);
 
@@ -92,31 +108,34 @@ impl Pending {
         Pending(NONE)
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0 == NONE
+    }
+
     /// Chains claimed registration `i` in front of the list.
     pub(crate) fn push(&mut self, arena: &ArenaView, i: Idx) {
         arena.slot(i).links.store(pack(self.0, NONE), Relaxed);
         self.0 = i;
     }
+
+    /// Takes the first entry off the list.
+    pub(crate) fn pop(&mut self, arena: &ArenaView) -> Option<Idx> {
+        if self.0 == NONE {
+            return None;
+        }
+        let i = self.0;
+        self.0 = unpack(arena.slot(i).links.load(Relaxed)).0;
+        Some(i)
+    }
 }
 
-impl ArenaView {
-    /// Runs every callback of `pending`, one lock entry each, no lock held during the call.
-    pub(crate) fn run_pending(&self, pending: Pending) {
-        let mut head = pending.0;
-        while head != NONE {
-            let (cb, next) = self.locked(|t| {
-                let slot = t.arena.slot(head);
-                let cb = Callback {
-                    kind: kind_of(slot.state.load(Relaxed)),
-                    f: slot.ptr(0),
-                    data: slot.ptr(1),
-                };
-                let (next, _) = unpack(slot.links.load(Relaxed));
-                t.reclaim(head); // frees it, and its context if that was all it waited for
-                (cb, next)
-            });
-            cb.call();
-            head = next;
+impl Callback {
+    /// The callback stored in registration slot `slot`.
+    pub(crate) fn of(slot: &crate::engine::slot::Slot) -> Callback {
+        Callback {
+            kind: kind_of(slot.state.load(Relaxed)),
+            f: slot.ptr(0),
+            data: slot.ptr(1),
         }
     }
 }

@@ -10,11 +10,16 @@
 //!   firmware's critical-section implementation masks interrupts, so an interrupt handler can call
 //!   any operation: it can never interrupt a holder of the lock (EMBEDDED.md: a spin lock would
 //!   deadlock there). The library enables no implementation; the firmware picks one.
-//! - **With `std`** (hosts): a per-arena test-and-test-and-set spin lock that yields to the OS
-//!   scheduler after a short spin. The `std` critical section is one process-wide mutex (about
-//!   13 ns per entry, BENCHMARKS.md) shared by every arena; the spin lock costs one uncontended
-//!   atomic swap and one store, and two arenas never contend. Hosts have no interrupt handlers; a
-//!   POSIX signal handler must not create, cancel or release (checks are fine: they take no lock).
+//! - **With `std`** (hosts): a per-arena test-and-test-and-set lock that spins briefly and then
+//!   *sleeps* in growing steps (2 µs doubling to 1 ms) until the lock is free. Uncontended it costs
+//!   one atomic swap and one plain store (the `std` critical section is one process-wide mutex,
+//!   about 13 ns per entry; a futex mutex needs a second atomic read-modify-write to unlock).
+//!   Sleeping rather than yielding matters with real-time threads: `yield_now` never hands the CPU
+//!   to a holder of lower priority, so a `SCHED_FIFO` thread spinning on a lock held by a
+//!   preempted normal thread would starve it for good; a sleep lets the holder run and finish its
+//!   step, which is bounded (SPEC T3), so the waiter's delay is bounded by a few of its sleeps.
+//!   Hosts have no interrupt handlers; a POSIX signal handler must not create, cancel or release
+//!   (checks are fine: they take no lock).
 //! - **Under loom**: loom's `Mutex`, which loom models as a blocking lock (a spin loop would make
 //!   the model's state space explode without testing anything the spin lock adds).
 //!
@@ -61,9 +66,9 @@ mod imp {
 
 #[cfg(all(feature = "std", not(loom)))]
 mod imp {
-    use crate::sync::{AtomicBool, Ordering};
+    use crate::engine::sync::{AtomicBool, Ordering};
 
-    /// Test-and-test-and-set spin lock.
+    /// Test-and-test-and-set lock that spins briefly, then sleeps (module docs).
     #[derive(Debug)]
     pub(crate) struct Lock {
         held: AtomicBool,
@@ -78,6 +83,12 @@ mod imp {
             self.0.store(false, Ordering::Release);
         }
     }
+
+    /// Spins of the first phase (each a load and a pause instruction: about a microsecond in all).
+    const SPINS: u32 = 128;
+    /// The first and the longest sleep of the second phase.
+    const SLEEP_MIN_US: u64 = 2;
+    const SLEEP_MAX_US: u64 = 1000;
 
     impl Lock {
         pub(crate) const fn new() -> Self {
@@ -99,13 +110,17 @@ mod imp {
         #[inline(never)]
         fn contended(&self) {
             let mut spins = 0u32;
+            let mut sleep_us = SLEEP_MIN_US;
             loop {
                 while self.held.load(Ordering::Relaxed) {
-                    spins += 1;
-                    if spins < 64 {
+                    if spins < SPINS {
+                        spins += 1;
                         core::hint::spin_loop();
                     } else {
-                        std::thread::yield_now();
+                        // The holder may be a preempted thread of lower priority: sleeping (not
+                        // yielding) gives it the CPU whatever the scheduling policies.
+                        std::thread::sleep(core::time::Duration::from_micros(sleep_us));
+                        sleep_us = (sleep_us * 2).min(SLEEP_MAX_US);
                     }
                 }
                 if !self.held.swap(true, Ordering::Acquire) {

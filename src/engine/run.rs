@@ -1,0 +1,239 @@
+//! Locked steps: how every operation runs (SPEC T3, F3; DESIGN-QUESTIONS 3).
+//!
+//! An operation is a sequence of *steps*. Each step takes the arena lock, does at most
+//! [`STEP_BUDGET`] units of work (a node marked, a callback claimed, a waiter taken out, a slot
+//! reclaimed, a deadline lane position scanned), and releases the lock. Between steps, with no
+//! lock held, the operation wakes the waiters it took out and runs at most one claimed callback.
+//!
+//! What an operation has still to do between two steps is its [`Work`]: a paused walk, a
+//! reclamation cascade, a deadline insertion, claimed callbacks, wake targets. Every paused piece
+//! holds a reference on the node it is paused at (I3): that node cannot be reclaimed or reused
+//! while the lock is free, whatever an interrupt handler or another core does meanwhile (cancel,
+//! create under, release any node of the same subtree). `Work` lives on the calling thread's stack.
+//!
+//! The calling thread finishes its own work before the operation returns: `cancel` returns only
+//! when every descendant reports done (SPEC C2), `release` only when every slot it frees is free.
+//!
+//! # Panics in callbacks and wakers
+//!
+//! With `std`, a callback or waker that panics is caught; the operation goes on with its other
+//! callbacks, wakers and steps, and the first panic is resumed once all of its work is done. So no
+//! slot leaks and no waiter is forgotten (SPEC A6, N4). Without `std`, callbacks must not unwind.
+
+use core::task::Waker;
+
+use crate::engine::arena::ArenaView;
+use crate::engine::callback::{Callback, Pending};
+use crate::engine::deadline::Insert;
+use crate::engine::slot::{Idx, Slot};
+use crate::engine::sync::{fence, Ordering::Release};
+use crate::engine::waiter::WakeBatch;
+use crate::engine::walk::Walk;
+
+/// Units of work per locked step. Small on microcontrollers, where a step masks interrupts (each
+/// unit costs tens of instructions: `cargo xtask latency` measures the longest step); larger on
+/// hosts, where a lock round trip costs about as much as a few units.
+#[cfg(target_pointer_width = "64")]
+pub(crate) const STEP_BUDGET: u32 = 32;
+/// Units of work per locked step (see the 64-bit docs).
+#[cfg(not(target_pointer_width = "64"))]
+pub(crate) const STEP_BUDGET: u32 = 4;
+
+/// What an operation has still to do between steps (module docs).
+pub(crate) struct Work {
+    pub(crate) walk: Option<Walk>,
+    pub(crate) insert: Option<Insert>,
+    /// A reclamation paused at this slot: the reference it holds is dropped when it resumes.
+    pub(crate) reclaim: Option<Idx>,
+    pub(crate) pending: Pending,
+    pub(crate) wakes: WakeBatch,
+    /// The deadline driver's waker, taken out because an earlier deadline was created.
+    pub(crate) driver: Option<Waker>,
+    /// A callback dispatched by the last step, to run once the lock is released.
+    pub(crate) call: Option<Callback>,
+    #[cfg(feature = "std")]
+    panic: Option<std::boxed::Box<dyn core::any::Any + Send + 'static>>,
+}
+
+impl Work {
+    pub(crate) const fn new() -> Self {
+        Work {
+            walk: None,
+            insert: None,
+            reclaim: None,
+            pending: Pending::new(),
+            wakes: WakeBatch::new(),
+            driver: None,
+            call: None,
+            #[cfg(feature = "std")]
+            panic: None,
+        }
+    }
+
+    /// Nothing left that needs a step.
+    fn idle(&self) -> bool {
+        self.walk.is_none()
+            && self.insert.is_none()
+            && self.reclaim.is_none()
+            && self.pending.is_empty()
+    }
+}
+
+/// Access to the tree inside one locked step. Only [`ArenaView::run`] makes one.
+pub(crate) struct Tree<'a> {
+    pub(crate) arena: &'a ArenaView,
+    /// The clock, read at most once per step (lazily: only if a deadline is involved).
+    pub(crate) now: Option<u64>,
+    /// Units of work left in this step.
+    pub(crate) budget: u32,
+    pub(crate) work: &'a mut Work,
+}
+
+impl<'a> Tree<'a> {
+    #[inline]
+    pub(crate) fn slot(&self, i: Idx) -> &'a Slot {
+        self.arena.slot(i)
+    }
+
+    /// The clock, read once per step.
+    pub(crate) fn now(&mut self) -> u64 {
+        match self.now {
+            Some(t) => t,
+            None => {
+                let t = self.arena.header.clock.now();
+                self.now = Some(t);
+                t
+            }
+        }
+    }
+
+    /// Spends one unit; true when the step has none left.
+    #[inline]
+    pub(crate) fn spend(&mut self) -> bool {
+        self.budget = self.budget.saturating_sub(1);
+        self.budget == 0
+    }
+
+    /// Whether the step must end now: no budget, or no room for more wake targets.
+    #[inline]
+    pub(crate) fn exhausted(&self) -> bool {
+        self.budget == 0 || self.work.wakes.is_full()
+    }
+
+    /// Continues the operation's paused work within this step's budget.
+    fn proceed(&mut self) {
+        loop {
+            if self.exhausted() {
+                return;
+            }
+            if let Some(i) = self.work.reclaim.take() {
+                self.resume_reclaim(i);
+                continue;
+            }
+            if let Some(ins) = self.work.insert.take() {
+                self.resume_insert(ins);
+                continue;
+            }
+            if let Some(w) = self.work.walk.take() {
+                self.resume_walk(w);
+                continue;
+            }
+            if self.work.call.is_none() {
+                if let Some(i) = self.work.pending.pop(self.arena) {
+                    self.dispatch(i);
+                    continue;
+                }
+            }
+            return;
+        }
+    }
+}
+
+impl ArenaView {
+    /// Runs an operation: `start` in a first locked step (with `now` as that step's clock reading,
+    /// if given), then the work it leaves, step by step, until none is left.
+    #[inline]
+    pub(crate) fn run<R>(&self, now: Option<u64>, start: impl FnOnce(&mut Tree<'_>) -> R) -> R {
+        let mut work = Work::new();
+        let r = self.step(now, &mut work, start);
+        if !work.idle() || work.call.is_some() {
+            self.finish(&mut work);
+        }
+        #[cfg(feature = "std")]
+        if let Some(p) = work.panic.take() {
+            std::panic::resume_unwind(p);
+        }
+        r
+    }
+
+    /// One locked step for inspection or a small change that leaves no work (diagnostics,
+    /// audit, waiters).
+    #[inline]
+    pub(crate) fn locked<R>(&self, f: impl FnOnce(&mut Tree<'_>) -> R) -> R {
+        self.run(None, f)
+    }
+
+    #[cold]
+    fn finish(&self, work: &mut Work) {
+        while !work.idle() || work.call.is_some() {
+            self.step(None, work, |_| ());
+        }
+    }
+
+    /// One locked step, then the wake-ups and the callback it left, with no lock held.
+    #[inline]
+    fn step<R>(&self, now: Option<u64>, work: &mut Work, f: impl FnOnce(&mut Tree<'_>) -> R) -> R {
+        let r = self.header.lock.with(|| {
+            // Seqlock writer side (SPEC A2): lock-free readers read fields with `Relaxed` loads
+            // and re-validate the state after an `Acquire` fence. A reader that sees a field
+            // written in this step must also see every state change of that slot made in earlier
+            // steps (ordered by the lock); this fence, sequenced before every write of the step,
+            // makes it so.
+            fence(Release);
+            let mut t = Tree {
+                arena: self,
+                now,
+                budget: STEP_BUDGET,
+                work,
+            };
+            let r = f(&mut t);
+            t.proceed();
+            #[cfg(feature = "diagnostics")]
+            if let Some(n) = t.now {
+                self.header.last_tick.set(n);
+            }
+            r
+        });
+        self.flush(work);
+        r
+    }
+
+    /// Wakes what the step took out and runs the callback it dispatched (no lock held, F3).
+    fn flush(&self, work: &mut Work) {
+        if let Some(d) = work.driver.take() {
+            guard(work, || d.wake());
+        }
+        while let Some(t) = work.wakes.pop() {
+            guard(work, || t.wake());
+        }
+        if let Some(cb) = work.call.take() {
+            guard(work, || cb.call());
+        }
+    }
+}
+
+/// Runs user code (a callback or a waker); with `std`, keeps the first panic for later.
+#[inline]
+fn guard(work: &mut Work, f: impl FnOnce()) {
+    #[cfg(feature = "std")]
+    {
+        if let Err(p) = std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)) {
+            work.panic.get_or_insert(p);
+        }
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = work;
+        f();
+    }
+}

@@ -1,0 +1,274 @@
+//! The cancel walk, in bounded steps (SPEC C2, C5, C6, C10, T3; DESIGN-QUESTIONS 3, 4, 9).
+//!
+//! Canceling marks the node, then visits its subtree iteratively with no stack: it repeatedly
+//! detaches the first child of the current node (the *cursor*), marks it and descends into it;
+//! when the cursor has no child left it climbs to its parent. Every node is marked once, detached
+//! once and climbed out of once: O(subtree) work, O(1) memory, no recursion. Detaching as it goes
+//! makes a canceled child stop costing its parent anything (C9).
+//!
+//! The walk runs in locked steps of a bounded budget ([`crate::engine::run`]). Between two steps
+//! anything may happen to the subtree, and the walk stays right:
+//!
+//! - The root is marked in the first step, so a child created under it afterwards is born done
+//!   (C7); a child created under a node not reached yet is linked in that node's list and the walk
+//!   reaches it later (C10). There is no third case, so no cancellation is lost.
+//! - A node not reached yet may be canceled or released by someone else: their walk settles it and
+//!   unlinks it, so this walk never reaches it (each walk owns the nodes it detached).
+//! - The cursor is *pinned* while the walk is paused: it holds a reference on it (I3), so it is
+//!   never reclaimed or reused under the walk. Its ancestors up to the root stay allocated because
+//!   the cursor is their descendant. Climbing from a pinned cursor pins the parent first, then
+//!   drops the old pin (which may reclaim the old cursor, released meanwhile; the cascade stops at
+//!   the pinned parent).
+//! - When `cancel` returns, the walk has visited every node linked under the root: C2 holds.
+//!
+//! Each node is marked with the Err and cause of the node it was reached from (C6, K4), except
+//! that a node whose own effective deadline has passed is marked `DeadlineExceeded` with its
+//! deadline owner's cause (found in O(1) through `dl_owner`): that is what a check would already
+//! have reported (C4, D4, K5).
+//!
+//! # Marking a node with a deadline (C4 on every target)
+//!
+//! A lock-free check of a node with a deadline may find the deadline passed while no walk has
+//! marked the node; it reports `DeadlineExceeded`, and the walk must not record anything else.
+//!
+//! - With compare-and-swap: the check records `ERR_TRANSIENT` ("deadline seen") with one CAS; the
+//!   walk decides and stores with a CAS loop, and honours a "seen" it finds.
+//! - Without it (thumbv6m, RP2040, riscv32imc; `cfg(stopwire_no_cas)` on hosts), on one core or
+//!   several: the walk stores `ERR_TRANSIENT` ("marking") first, then a sequentially consistent
+//!   fence, then reads the clock *afresh* and stores the final value. A check that finds the
+//!   deadline passed issues the same fence and reads the state again: if it still reads "not
+//!   done", the walk's fence comes after its own in the fence order, so the walk's clock reading
+//!   comes after the check's, sees the deadline passed too, and records `DeadlineExceeded`. If it
+//!   reads "marking", it waits for the final value (the walk holds the lock for a few
+//!   instructions: on one core the check cannot run meanwhile, on two it waits for the other
+//!   core). No rule relies on there being one core.
+
+use crate::engine::callback::Callback;
+use crate::engine::run::Tree;
+use crate::engine::slot::{
+    is_settled, kind_of, with_err, Idx, Kind, State, CB_CLAIMED, ERR_DEADLINE, ERR_MASK, ERR_NONE,
+    ERR_TRANSIENT, HANDLE, HAS_DL, NONE,
+};
+use crate::engine::sync::Ordering::{Relaxed, Release};
+use crate::engine::waiter::WaiterList;
+
+/// A walk in progress: its root, its cursor, and what it still has to do at the cursor.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Walk {
+    root: Idx,
+    cur: Idx,
+    /// The walk holds a reference on `cur` (it was paused there).
+    pinned: bool,
+    /// `cur`'s waiters have still to be taken out.
+    drain: bool,
+    /// Whether to visit the subtree (false: only wake the root's waiters, for a release that
+    /// cancels nothing, V4, W1).
+    descend: bool,
+}
+
+impl Tree<'_> {
+    /// Marks `r` with `err`/`cause` (unless it is settled already) and starts a walk of its
+    /// subtree. Returns true when this call set `r`'s Err to `err` (SPEC C3).
+    pub(crate) fn cancel_node(&mut self, r: Idx, err: State, cause: u32) -> bool {
+        let s = self.state(r);
+        if is_settled(s) {
+            return false;
+        }
+        if self.slot(r).parent() != NONE {
+            self.unlink_child(r); // I2: unsettled, not detached, has a parent: linked
+        }
+        let e = self.mark(r, err, cause);
+        self.start_walk(r, true);
+        s & ERR_MASK == ERR_NONE && e == err
+    }
+
+    /// Starts a walk at `r` (already marked, or `descend == false`).
+    pub(crate) fn start_walk(&mut self, r: Idx, descend: bool) {
+        debug_assert!(self.work.walk.is_none(), "one walk at a time per operation");
+        self.spend();
+        self.work.walk = Some(Walk {
+            root: r,
+            cur: r,
+            pinned: false,
+            drain: true,
+            descend,
+        });
+    }
+
+    #[inline]
+    pub(crate) fn state(&self, i: Idx) -> State {
+        self.slot(i).state.load(Relaxed)
+    }
+
+    /// Continues a walk within this step's budget.
+    pub(crate) fn resume_walk(&mut self, mut w: Walk) {
+        loop {
+            if self.exhausted() || self.work.reclaim.is_some() {
+                if !w.pinned {
+                    self.slot(w.cur).add_ref(); // I3: the cursor survives the pause
+                    w.pinned = true;
+                }
+                self.work.walk = Some(w);
+                return;
+            }
+            if w.drain {
+                let list = WaiterList {
+                    head: &self.slot(w.cur).waiters,
+                };
+                if let Some(t) = list.pop() {
+                    self.work.wakes.push(t);
+                    self.spend();
+                    continue;
+                }
+                w.drain = false;
+            }
+            let cur = w.cur;
+            let child = if w.descend {
+                self.slot(cur).first_child()
+            } else {
+                NONE
+            };
+            if child == NONE {
+                if cur == w.root {
+                    self.end_walk(w);
+                    return;
+                }
+                let p = self.slot(cur).parent();
+                w.cur = p;
+                if w.pinned {
+                    self.slot(p).add_ref();
+                    self.release_ref(cur); // may reclaim `cur`; stops at the pinned parent
+                }
+                self.spend();
+                continue;
+            }
+            // Detach the first child.
+            let (next, _) = self.slot(child).siblings();
+            self.slot(cur).first_child.store(next, Relaxed);
+            if next != NONE {
+                let (nn, _) = self.slot(next).siblings();
+                self.slot(next).set_siblings(nn, NONE);
+            }
+            self.spend();
+            let cs = self.state(child);
+            if kind_of(cs).is_callback() {
+                // Claimed: unlinked, still stoppable until dispatched (SPEC F4).
+                self.slot(child)
+                    .state
+                    .store(with_err(cs, CB_CLAIMED), Release);
+                self.work.pending.push(self.arena, child);
+                continue;
+            }
+            let from = self.state(cur) & ERR_MASK;
+            let cause = self.slot(cur).cause();
+            self.mark(child, from, cause);
+            if w.pinned {
+                // `cur` keeps a reference through its child: dropping the pin frees nothing.
+                self.slot(cur).drop_ref();
+                w.pinned = false;
+            }
+            w.cur = child;
+            w.drain = true;
+        }
+    }
+
+    /// The walk is over: drop its pin, and reclaim the root if it was released and nothing needs
+    /// it (SPEC A5).
+    fn end_walk(&mut self, w: Walk) {
+        if w.pinned {
+            self.slot(w.root).drop_ref();
+        }
+        let r = w.root;
+        if self.state(r) & HANDLE == 0 && self.slot(r).refs() == 0 {
+            self.reclaim_from(r);
+        }
+    }
+
+    /// The cause a deadline expiry gives node `i` (its deadline owner's, K5). O(1).
+    #[inline]
+    pub(crate) fn dl_cause(&self, i: Idx) -> u32 {
+        self.slot(self.slot(i).dl_owner.load(Relaxed)).word(0) as u32
+    }
+
+    /// Writes the final Err and cause of node `i`, reached from a node done with `err`/`cause`.
+    /// Returns the Err recorded.
+    pub(crate) fn mark(&mut self, i: Idx, err: State, cause: u32) -> State {
+        let s = self.state(i);
+        let slot = self.slot(i);
+        if kind_of(s) == Kind::Deadline {
+            self.lane_remove(i); // I5
+        }
+        if s & HAS_DL == 0 {
+            // No lock-free check writes a node without a deadline.
+            slot.set_cause(cause);
+            slot.state.store(with_err(s, err), Release);
+            return err;
+        }
+        if err == ERR_DEADLINE {
+            // Reached from an expired node: its deadline is no later (D2), so it has passed too;
+            // an equal deadline of its own keeps its own cause (D2, K5).
+            let c = self.dl_cause(i);
+            slot.set_cause(c);
+            slot.state.store(with_err(s, ERR_DEADLINE), Release);
+            return ERR_DEADLINE;
+        }
+        self.mark_deadline_node(i, s, err, cause)
+    }
+
+    /// [`Tree::mark`] for a node with a deadline reached from a canceled node (module docs).
+    #[cfg(all(target_has_atomic = "32", not(stopwire_no_cas)))]
+    fn mark_deadline_node(&mut self, i: Idx, mut s: State, err: State, cause: u32) -> State {
+        let read_clock = self.arena.checks_read_clock();
+        loop {
+            let expired = s & ERR_MASK == ERR_TRANSIENT
+                || (read_clock && self.now() >= self.slot(i).deadline.get());
+            let (e, c) = if expired {
+                (ERR_DEADLINE, self.dl_cause(i))
+            } else {
+                (err, cause)
+            };
+            let slot = self.slot(i);
+            slot.set_cause(c);
+            match slot
+                .state
+                .compare_exchange(s, with_err(s, e), Release, Relaxed)
+            {
+                Ok(_) => return e,
+                // A check recorded "deadline seen" meanwhile: decide again.
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    /// [`Tree::mark`] for a node with a deadline reached from a canceled node (module docs).
+    #[cfg(any(not(target_has_atomic = "32"), stopwire_no_cas))]
+    fn mark_deadline_node(&mut self, i: Idx, s: State, err: State, cause: u32) -> State {
+        use crate::engine::sync::{fence, Ordering::SeqCst};
+        let slot = self.slot(i);
+        slot.state.store(with_err(s, ERR_TRANSIENT), Relaxed);
+        fence(SeqCst);
+        // A fresh reading, after the fence (module docs): not the step's cached one.
+        let t = self.arena.header.clock.now();
+        let (e, c) = if t >= slot.deadline.get() {
+            (ERR_DEADLINE, self.dl_cause(i))
+        } else {
+            (err, cause)
+        };
+        slot.set_cause(c);
+        slot.state.store(with_err(s, e), Release);
+        e
+    }
+
+    /// Dispatches claimed registration `i`: retires its handle (from now on `stop` answers false:
+    /// it has started, F4), takes its function out and reclaims its slot; the callback runs once
+    /// the lock is released. A registration stopped while claimed is only reclaimed.
+    pub(crate) fn dispatch(&mut self, i: Idx) {
+        let s = self.state(i);
+        self.spend();
+        if s & ERR_MASK == CB_CLAIMED {
+            self.work.call = Some(Callback::of(self.slot(i)));
+        }
+        self.slot(i).state.store(s & !HANDLE, Relaxed);
+        self.reclaim_from(i);
+    }
+}

@@ -1,0 +1,224 @@
+//! The host deadline driver (feature `std`): deadlines fire by themselves (SPEC N1).
+//!
+//! One thread per driven arena, started the first time a deadline is created on it, named
+//! `stopwire-driver`. It asks the arena for the earliest pending deadline and, in the same locked
+//! step, leaves its waker there ([`ArenaView::driver_poll`]); it sleeps until that deadline (a
+//! real-time clock: `park_timeout` by the clock's rate) or until told the clock moved (a virtual
+//! clock such as [`crate::ManualClock`]: [`crate::clock::advanced`]), and is woken early only when
+//! an earlier deadline is created. When it wakes it runs [`ArenaView::expire`], so callbacks run
+//! and waiters wake in the driver thread (SPEC F3). No periodic polling.
+//!
+//! With a real-time clock, the arena is marked driven: checks of contexts with a deadline stop
+//! reading the clock, and expiry becomes a state change the driver makes, as in Go
+//! ([`crate::engine::query`]). The driver's lateness is what the `deadline/fire` benchmark
+//! measures; with a virtual clock checks keep comparing the clock, so tests stay deterministic.
+//!
+//! # Which arenas are driven
+//!
+//! The driver thread holds a reference to the arena for as long as the program runs, so the arena
+//! must never move or be dropped: it must be a `static`. [`ArenaView::drive`] takes `&'static self`
+//! and starts the driver for any such arena (a `static`, or one leaked with `Box::leak`). An arena
+//! that lives in a `static` and reads a real-time clock (the default [`crate::StdClock`]) is also
+//! driven without being asked: the first creation of a deadline checks, on ELF platforms (Linux, the BSDs), whether the arena's address lies in a writable
+//! segment of a loaded object (`dl_iterate_phdr`), which holds exactly the `static`s. An arena on
+//! the stack or the heap, or on a virtual clock, is never driven behind the program's back: a blocking wait on it drives
+//! its own deadline, and everything else waits for [`ArenaView::expire`].
+
+use core::task::Waker;
+use core::time::Duration;
+use std::sync::Mutex;
+use std::task::Wake;
+use std::thread::Thread;
+use std::vec::Vec;
+
+use crate::engine::arena::{ArenaView, DRIVEN_NONE, DRIVEN_REALTIME};
+use crate::engine::sync::Ordering::Relaxed;
+
+/// Arenas whose clock has no real-time rate are driven, but checks still read their clock.
+const DRIVEN_VIRTUAL: u32 = 2;
+
+/// Addresses of the arenas a driver serves (to start one per arena, once).
+static DRIVEN: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// Threads to wake when a clock without a rate moves (drivers of virtual clocks, blocking waits).
+static VIRTUAL_SLEEPERS: Mutex<Vec<Thread>> = Mutex::new(Vec::new());
+
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// The hook of [`crate::clock::advanced`]: wakes every thread that sleeps on virtual time.
+fn clock_advanced() {
+    let sleepers = VIRTUAL_SLEEPERS.lock().unwrap_or_else(|e| e.into_inner());
+    for t in sleepers.iter() {
+        t.unpark();
+    }
+}
+
+/// Registers the calling thread to be unparked when a virtual clock moves, for the life of the
+/// returned guard.
+pub(crate) struct VirtualSleep(Thread);
+
+impl VirtualSleep {
+    pub(crate) fn new() -> Self {
+        crate::clock::set_advanced_hook(clock_advanced);
+        let me = std::thread::current();
+        VIRTUAL_SLEEPERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(me.clone());
+        VirtualSleep(me)
+    }
+}
+
+impl Drop for VirtualSleep {
+    fn drop(&mut self) {
+        let mut v = VIRTUAL_SLEEPERS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = v.iter().position(|t| t.id() == self.0.id()) {
+            v.swap_remove(k);
+        }
+    }
+}
+
+/// How long `ticks` of `arena`'s clock last, if its clock follows real time.
+pub(crate) fn real_duration(arena: &ArenaView, ticks: u64) -> Option<Duration> {
+    let hz = arena.clock().ticks_per_second()?;
+    let nanos = u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1));
+    Some(Duration::from_nanos(
+        u64::try_from(nanos).unwrap_or(u64::MAX),
+    ))
+}
+
+/// Starts the driver of `arena` after a deadline was created on it, if it lives in a `static`
+/// (module docs). Cheap when it runs already: one relaxed load.
+#[inline]
+pub(crate) fn ensure(arena: &ArenaView) {
+    if arena.header.driven.load(Relaxed) != DRIVEN_NONE {
+        return;
+    }
+    ensure_slow(arena);
+}
+
+#[cold]
+fn ensure_slow(arena: &ArenaView) {
+    // Only clocks that follow real time: arenas on virtual clocks (tests, simulations) are driven
+    // when asked ([`ArenaView::drive`]), so that a test decides when its deadlines are expired.
+    if arena.clock().ticks_per_second().is_some()
+        && is_static(core::ptr::from_ref(arena).cast::<u8>() as usize)
+    {
+        // SAFETY: the arena lies in a writable segment of a loaded object: it is a `static`, which
+        // is never moved or dropped, so a `'static` reference to it is valid (module docs).
+        let arena: &'static ArenaView = unsafe { &*core::ptr::from_ref(arena) };
+        arena.drive();
+    }
+}
+
+/// Whether `addr` lies in a writable loadable segment of the program or a shared library.
+#[cfg(all(unix, not(target_os = "macos"), not(target_os = "ios"), not(miri)))]
+fn is_static(addr: usize) -> bool {
+    struct Query {
+        addr: usize,
+        found: bool,
+    }
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `data` is the `Query` passed below; `info` is valid for this call (dl_iterate_phdr).
+        let (q, info) = unsafe { (&mut *data.cast::<Query>(), &*info) };
+        for k in 0..usize::from(info.dlpi_phnum) {
+            // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers.
+            let ph = unsafe { &*info.dlpi_phdr.add(k) };
+            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
+                let start = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
+                let end = start.wrapping_add(ph.p_memsz as usize);
+                if (start..end).contains(&q.addr) {
+                    q.found = true;
+                    return 1;
+                }
+            }
+        }
+        0
+    }
+    let mut q = Query { addr, found: false };
+    // SAFETY: `each` only reads the headers it is given and writes `q`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(each), core::ptr::from_mut(&mut q).cast()) };
+    q.found
+}
+
+/// Without program headers to read, no arena is taken for a `static`: call
+/// [`ArenaView::drive`].
+#[cfg(not(all(unix, not(target_os = "macos"), not(target_os = "ios"), not(miri))))]
+fn is_static(_addr: usize) -> bool {
+    false
+}
+
+impl ArenaView {
+    /// Starts this arena's host deadline driver, if it has none (SPEC N1): from then on
+    /// deadlines fire by themselves, callbacks run and waiters wake in the driver thread. Arenas
+    /// in a `static` are driven without asking (module docs of the driver); call this for an
+    /// arena made `'static` otherwise (`Box::leak`). Idempotent.
+    ///
+    /// ```
+    /// use stopwire::{Arena, ManualClock};
+    /// static CLOCK: ManualClock = ManualClock::new(0);
+    /// let arena: &'static Arena<8> = Box::leak(Box::new(Arena::with_clock(&CLOCK)));
+    /// arena.drive();
+    /// let ctx = arena.background().with_deadline(10).unwrap();
+    /// CLOCK.set(10); // the driver expires it
+    /// assert_eq!(ctx.wait(), stopwire::Error::DeadlineExceeded);
+    /// ```
+    pub fn drive(&'static self) {
+        let addr = core::ptr::from_ref(self).cast::<u8>() as usize;
+        {
+            let mut driven = DRIVEN.lock().unwrap_or_else(|e| e.into_inner());
+            if driven.contains(&addr) {
+                return;
+            }
+            driven.push(addr);
+        }
+        let realtime = self.clock().ticks_per_second().is_some();
+        if !realtime {
+            crate::clock::set_advanced_hook(clock_advanced);
+        }
+        let spawned = std::thread::Builder::new()
+            .name("stopwire-driver".into())
+            .spawn(move || self.driver_loop(realtime));
+        if spawned.is_ok() {
+            let mode = if realtime {
+                DRIVEN_REALTIME
+            } else {
+                DRIVEN_VIRTUAL
+            };
+            self.header.driven.store(mode, Relaxed);
+        }
+    }
+
+    fn driver_loop(&'static self, realtime: bool) -> ! {
+        let _virtual = (!realtime).then(VirtualSleep::new);
+        let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+        loop {
+            let next = self.driver_poll(&waker);
+            let now = self.now();
+            match next {
+                Some(d) if d <= now => {
+                    self.expire(now);
+                    continue;
+                }
+                Some(d) if realtime => {
+                    let wait = real_duration(self, d - now).unwrap_or(Duration::from_millis(1));
+                    std::thread::park_timeout(wait);
+                }
+                _ => std::thread::park(),
+            }
+            self.expire(self.now());
+        }
+    }
+}
