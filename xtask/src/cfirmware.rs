@@ -1,7 +1,7 @@
 //! Firmware that uses the library the way a firmware author would: `c-firmware` builds
 //! `firmware/c-only` (a Cortex-M firmware whose only code is C, built by CMake with
 //! arm-none-eabi-gcc against `libstopwire.a`) for four cores and both critical-section features,
-//! runs each image under QEMU and prints its size; [`test`] also builds the embassy example
+//! runs each image under QEMU and prints its size; [`test()`] also builds the embassy example
 //! firmware (`firmware/embassy-rp`, build only: no QEMU machine emulates an RP2040).
 //!
 //! | target | QEMU machine | core |

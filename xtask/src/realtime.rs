@@ -6,7 +6,7 @@
 //! | `latency [--max INSNS]` | builds `firmware/latency` for the three MCU targets, runs it under QEMU `-icount`, and prints the longest critical section of each operation in instructions: the firmware's calibration lines, a table per target (N = 64 and N = 4096 side by side), one table for the README, and the lines `latency target=<t> n=<N> case=<case> insns=<n>`; with `--max`, fails when a figure is above `INSNS` |
 //! | `smp` | builds `firmware/smp` for riscv32imac (the engine's compare-and-swap paths) and riscv32imc (its paths without) and runs each on QEMU `virt -smp 2`: rule checks on hart 0 while hart 1 and its timer interrupt work in the same subtrees; each prints `qemu virt -smp 2 (<target>): N passed, M failed` |
 //!
-//! `cargo xtask test` runs the riscv32imac suite and the latency table ([`test`]).
+//! `cargo xtask test` runs the riscv32imac suite and the latency table ([`test()`]).
 //!
 //! Machines and counters of `latency`:
 //!
