@@ -67,7 +67,10 @@ fn a6_sw_dump_reports_what_is_still_held() {
         (t.ctx, t.kind, t.err),
         (tagged, sw_live_kind::SW_LIVE_VALUE, sw_status::SW_CANCELED)
     );
-    assert_eq!(t.parent_slot, (job.raw as u32) - 1);
+    assert_eq!(
+        Some(t.parent_slot as usize),
+        arena().slot_index(engine::Handle::from_raw(job.raw))
+    );
     assert!(!t.parent_held);
     assert!(t.file.ends_with("create.rs"), "{t:?}");
     assert!(t.line > 0);
@@ -101,7 +104,10 @@ fn a6_sw_dump_reports_what_is_still_held() {
     );
     assert_eq!(seen[2].ctx, reg);
     assert!(seen[2].file.ends_with("cancel.rs"), "{:?}", seen[2]);
-    assert_eq!(seen[2].parent_slot, (watched.raw as u32) - 1);
+    assert_eq!(
+        Some(seen[2].parent_slot as usize),
+        arena().slot_index(engine::Handle::from_raw(watched.raw))
+    );
     assert!(seen[2].parent_held);
 
     assert_eq!(sw_release(reg), sw_status::SW_OK); // a stop handle: stops the registration
