@@ -692,7 +692,6 @@ mod tests {
         assert_eq!(GrpcTimeout::remaining(*child, US), Err(Error::Canceled));
         let view = *req;
         drop(req);
-        // Released: its checks report why it is gone until the slot is reused (A4).
-        assert_eq!(GrpcTimeout::remaining(view, US), Err(Error::Canceled));
+        assert_eq!(GrpcTimeout::remaining(view, US), Err(Error::Stale));
     }
 }

@@ -92,8 +92,7 @@ fn a1_no_operation_allocates() {
         // Release by drop and by the raw API; the stale handle after it.
         let stale = c.handle();
         drop((reg, stopped, c, d, dc, t, tc, v, w));
-        // Released, slot not reused yet: the check reports the Err it had (A4).
-        assert_eq!(a.err(stale), Err(Error::Canceled));
+        assert_eq!(a.err(stale), Err(Error::Stale));
         a.release(rv).unwrap();
         a.release(r).unwrap();
         let _ = a.stats();

@@ -87,10 +87,10 @@ fn a6_live_lists_held_contexts_oldest_first_with_kind_parent_and_age() {
             LiveKind::Detached
         ]
     );
-    // A creation reads no clock for diagnostics: it records the arena's latest clock reading
-    // (none yet for `a` and `b`: 0; `c`'s own reading, 30, for `c` and `d`).
+    // A virtual clock is read at each creation (a real-time host clock is not: the arena's latest
+    // reading stands in for it, see src/engine/tree.rs `record`).
     let borns: Vec<_> = live.iter().map(|l| (l.born, l.age)).collect();
-    assert_eq!(borns, [(0, 100), (0, 100), (30, 70), (30, 70)]);
+    assert_eq!(borns, [(10, 90), (20, 80), (30, 70), (35, 65)]);
     assert_eq!(live[0].parent, None);
     assert_eq!(live[1].parent, Some(slot_of(a.handle())));
     assert!(live[1].parent_held);

@@ -276,8 +276,8 @@ mod tasks {
         assert_eq!(TASKS.wait().await, Ok(()));
         assert_eq!(
             first.err(),
-            Err(Error::Canceled),
-            "released at the end of the run (A4: a check reports why it is gone)"
+            Err(Error::Stale),
+            "released at the end of the run"
         );
         // A second run starts clean.
         let second = TASKS.start(ARENA.background()).unwrap();

@@ -22,8 +22,7 @@
 //! - `HAS_DL`: the node has an effective deadline, stored in `deadline` (SPEC D2, D5).
 //! - `HANDLE`: the owner's handle is outstanding. Cleared at release; a handle is *live* exactly
 //!   when `HANDLE` is set and the generations match (SPEC A2). A handle whose generation matches a
-//!   slot without `HANDLE` was released by its owner and the slot not reused since: checks report
-//!   the Err it had (`Canceled` if none), every other operation reports it stale (SPEC A4).
+//!   slot without `HANDLE` was released by its owner (the slot not reused since): stale (A4).
 //! - `kind`: [`Kind`]; fixed while the slot is allocated, kept while a released slot waits for its
 //!   descendants (value lookups read it).
 //! - `generation`: bumped when a slot is handed out again (at allocation, not at release), so

@@ -4,9 +4,7 @@
 //! # Release and reclamation (SPEC A4, A5)
 //!
 //! Release cancels (unless already done, detached or a value layer: W1, V4) and clears `HANDLE`:
-//! the owner's handle is released at once. Checks through a released handle of a cancelable
-//! context report the Err it had (`Canceled`, or `DeadlineExceeded` if it expired first) until the
-//! slot is reused; every other operation reports it stale ([`crate::engine::slot`]). The slot is
+//! the owner's handle is stale at once ([`crate::engine::query`]). The slot is
 //! reclaimed once nothing needs it (I3: children, pending registrations, a paused walk).
 //! Reclamation frees the slot, drops the parent's reference, and continues up while the parent is
 //! a zombie with no other reference. That cascade is O(depth), so it runs in bounded steps too: a
@@ -342,7 +340,14 @@ impl<'a> Tree<'a> {
             h.seq.store(seq, Relaxed);
             slot.seq.store(seq, Relaxed);
             slot.site.store(site.as_ptr(), Relaxed);
-            let born = self.now.unwrap_or_else(|| h.last_tick.get());
+            // The creation tick: this step's clock reading if it has one; else a fresh reading,
+            // except on a real-time host clock (about 20 ns a read), where the arena's latest
+            // reading stands in for it, so that a creation pays no clock read for diagnostics.
+            let born = match self.now {
+                Some(t) => t,
+                None if h.clock.ticks_per_second().is_none() => self.now(),
+                None => h.last_tick.get(),
+            };
             slot.born.set(born);
         }
         #[cfg(not(feature = "diagnostics"))]
@@ -534,8 +539,7 @@ impl ArenaView {
     }
 
     /// Cancels `h` if needed and gives the handle back (SPEC A4, A5): from then on every
-    /// operation on it reports [`Error::Stale`], except that checks (`err`, `is_done`, `cause`) of
-    /// a cancelable context report its Err until its slot is reused.
+    /// operation on it reports [`Error::Stale`].
     pub fn release(&self, h: Handle) -> Result<(), Error> {
         self.run(None, |t| t.release(h))
     }

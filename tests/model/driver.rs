@@ -590,26 +590,8 @@ impl<E: Engine> Harness<'_, E> {
             Err(MErr::DeadlineExceeded) => bump(&COVERAGE.done_by_deadline_seen, 1),
             _ => {}
         }
-        if let Some((why, cause)) = self.model.released_report(m) {
-            // A4: released, and the slot perhaps reused since: its Err, or stale.
-            let why = self.engine.fold(why);
-            if err != Err(why) && err != Err(MErr::Stale) {
-                return Err(format!(
-                    "{}: engine {err:?}, model {why:?} or Stale",
-                    what("err")
-                ));
-            }
-            let c = en.cause(e);
-            if c != Ok(cause) && c != Err(MErr::Stale) {
-                return Err(format!(
-                    "{}: engine {c:?}, model {cause:?} or Stale",
-                    what("cause")
-                ));
-            }
-        } else {
-            self.same_res(&what("err"), err, self.model.err(m))?;
-            self.same_res(&what("cause"), en.cause(e), self.model.cause(m))?;
-        }
+        self.same_res(&what("err"), err, self.model.err(m))?;
+        self.same_res(&what("cause"), en.cause(e), self.model.cause(m))?;
         same(&what("is_done"), en.is_done(e), err.is_err())?;
         self.same_res(&what("deadline"), en.deadline(e), self.model.deadline(m))?;
         for key in 0..=3 {

@@ -315,18 +315,6 @@ impl Model {
         }
     }
 
-    /// A4: what the checks of a released cancelable context report until its slot is reused
-    /// (the model does not know when the engine reuses a slot: after reuse, `Stale`).
-    pub(crate) fn released_report(&self, h: MHandle) -> Option<(MErr, Option<u32>)> {
-        let MHandle::Ctx(i) = h else { return None };
-        let n = &self.nodes[i];
-        if !n.released || !matches!(n.kind, Kind::Cancel | Kind::Owner { .. }) {
-            return None;
-        }
-        let (r, c) = self.done(i)?;
-        Some((r.err(), (c != 0).then_some(c)))
-    }
-
     /// `deadline` (D2, D6).
     pub(crate) fn deadline(&self, h: MHandle) -> Result<Option<u64>, MErr> {
         match self.resolve_ctx(h)? {
