@@ -209,10 +209,31 @@ impl Tree<'_> {
             // an equal deadline of its own keeps its own cause (D2, K5).
             let c = self.dl_cause(i);
             slot.set_cause(c);
-            slot.state.store(with_err(s, ERR_DEADLINE), Release);
+            self.store_err(i, s, ERR_DEADLINE);
             return ERR_DEADLINE;
         }
         self.mark_deadline_node(i, s, err, cause)
+    }
+
+    /// Stores Err `e` on node `i` (loaded as `s`) over whatever a lock-free check recorded
+    /// meanwhile ("deadline seen" is the only thing a check writes, and `e` subsumes it here).
+    fn store_err(&self, i: Idx, s: State, e: State) {
+        let slot = self.slot(i);
+        #[cfg(all(target_has_atomic = "32", not(stopwire_no_cas)))]
+        {
+            let mut cur = s;
+            loop {
+                match slot
+                    .state
+                    .compare_exchange(cur, with_err(cur, e), Release, Relaxed)
+                {
+                    Ok(_) => return,
+                    Err(actual) => cur = actual,
+                }
+            }
+        }
+        #[cfg(any(not(target_has_atomic = "32"), stopwire_no_cas))]
+        slot.state.store(with_err(s, e), Release);
     }
 
     /// [`Tree::mark`] for a node with a deadline reached from a canceled node (module docs).

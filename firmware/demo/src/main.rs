@@ -96,6 +96,13 @@ async fn worker(slot: usize, name: &'static str, ctx: OwnedCtx<'static>, steps: 
     });
 }
 
+/// The arena's deadline driver (SPEC N1): one task sleeps with embassy-time until the earliest
+/// deadline and expires it, so every waiting task wakes at its deadline with no timer of its own.
+#[embassy_executor::task]
+async fn deadlines() {
+    match swffi::arena().embassy_driver().await {}
+}
+
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
     systick::start();
@@ -116,6 +123,7 @@ async fn main(spawner: Spawner) {
     // SAFETY: a plain C function storing a handle by value.
     unsafe { demo_c_arm(upload.handle().into()) };
 
+    spawner.spawn(deadlines().unwrap_or_else(|_| fail("spawn")));
     spawner.spawn(worker(0, "fetch", fetch, 3, 8).unwrap_or_else(|_| fail("spawn")));
     spawner.spawn(worker(1, "sensor", sensor, 3, 60).unwrap_or_else(|_| fail("spawn")));
     spawner.spawn(worker(2, "upload", upload, 1, 1_000).unwrap_or_else(|_| fail("spawn")));

@@ -44,19 +44,21 @@ async fn report(job: OwnedCtx<'static>) {
     let _ = why;
 }
 
+#[embassy_executor::task]
+async fn deadlines() {
+    match ARENA.embassy_driver().await {} // stopwire's deadline driver: one task per arena
+}
+
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
     let p = embassy_rp::init(Default::default());
     let led = Output::new(p.PIN_25, Level::Low);
 
-    // Deadline driver: spawn stopwire's embassy deadline driver here, once, when the library
-    // has it; until then a deadline wakes the tasks that wait on that context (their embassy-time
-    // timer runs `ARENA.expire`).
-
     let Ok(job) = ARENA.background().with_cancel() else {
         return; // the arena is full: cannot happen with 8 slots and one context
     };
     let handle = job.handle();
+    spawner.spawn(deadlines().expect("one driver task"));
     spawner.spawn(blink(*job, led).expect("one blink task"));
     spawner.spawn(report(job).expect("one report task"));
 
