@@ -327,8 +327,10 @@ uint32_t sw_expire(uint64_t now);
 
 /**
  * Uses `now` as the tick source of the library; NULL restores the default (hosts: a monotonic
- * 1 MHz clock, microseconds since the first reading; without std: none, ticks read 0 and deadlines
- * fire only through `sw_expire`) (SPEC T4).
+ * 1 MHz clock, microseconds since the first reading; without std: none, and creating a deadline is
+ * refused with `SW_ERR_INVALID_ARG` until a clock is set) (SPEC T4, D1). With the default host
+ * clock deadlines fire by themselves (the driver thread); with one set here, checks compare
+ * deadlines with it and `sw_expire` fires them.
  *
  * Set it once at start-up, before any context with a deadline exists: deadlines already set are
  * absolute ticks of the previous clock. It takes no lock, so it may be called from anywhere
@@ -538,6 +540,22 @@ const char *sw_version(void);
  * The string is never freed. ISR-safe.
  */
 const char *sw_status_str(uint32_t s);
+
+/**
+ * Blocks the calling thread until `ctx` is done (SPEC N2): returns `SW_CANCELED` or
+ * `SW_DEADLINE_EXCEEDED`, or `SW_ERR_STALE_HANDLE` for a stale or released handle (at once, or
+ * when the owner releases it while this thread waits). Waiting on a root blocks forever. Host
+ * builds only; never from an interrupt or signal handler.
+ */
+sw_status sw_wait(struct sw_ctx ctx);
+
+/**
+ * As `sw_wait`, giving up after `ticks` microseconds (the default host clock's ticks): `SW_OK`
+ * when the time ran out first, else what `sw_wait` returns. A wait that gives up leaves nothing behind
+ * (SPEC N5). Host builds only.
+ */
+sw_status sw_wait_for(struct sw_ctx ctx,
+                      uint64_t ticks);
 
 #ifdef __cplusplus
 }  // extern "C"

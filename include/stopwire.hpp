@@ -12,10 +12,13 @@
  *   Creation never throws: a failed creation gives an empty context (`!ctx`) whose status() says
  *   why (SW_ERR_ARENA_FULL, SW_ERR_STALE_HANDLE, ...).
  * - registration: a callback registered with after_func, move-only; its destructor stops it
- *   (sw_stop), so the callback never runs after the registration is gone, unless it had already
- *   started. Callables are kept in a small heap block shared with the pending call (freed by
- *   whichever finishes last), because sw_stop never waits for a running callback. Callbacks must
- *   not throw (they are called from C: an exception ends in std::terminate).
+ *   (sw_stop) and, if the callback has already started in another thread, waits until it has
+ *   returned (as std::stop_callback's destructor does), so the callback never runs, nor is still
+ *   running, once the registration is gone; from inside the callback itself it does not wait.
+ *   Callables are kept in a small heap block shared with the pending call (freed by whichever
+ *   finishes last). Callbacks must not throw (they are called from C: std::terminate).
+ * - Waiting (host builds): ctx_ref::wait() and wait_for(std::chrono duration) block the calling
+ *   thread until the context is done (sw_wait, sw_wait_for); deadlines fire by themselves.
  * - With C++20 <stop_token>: done_source (a std::stop_source that is stopped when a context is
  *   done) and token_context (a context canceled when a std::stop_token is stopped).
  *
@@ -25,7 +28,9 @@
 #define STOPWIRE_HPP
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <thread>
 #include <new>
 #include <optional>
 #include <type_traits>
@@ -52,6 +57,9 @@ namespace detail {
 /* The heap state of a C++ callable: one reference for the registration, one for the pending call. */
 struct block_base {
     std::atomic<int> refs{2};
+    /* 0: not started; 1: running in `runner`; 2: returned. */
+    std::atomic<int> phase{0};
+    std::atomic<std::thread::id> runner{};
     virtual void run() noexcept = 0;
     virtual ~block_base() = default;
     void drop() noexcept {
@@ -70,7 +78,10 @@ struct block final : block_base {
 
 inline void trampoline(void* p) noexcept {
     auto* b = static_cast<block_base*>(p);
+    b->runner.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    b->phase.store(1, std::memory_order_release);
     b->run();
+    b->phase.store(2, std::memory_order_release);
     b->drop();
 }
 
@@ -88,6 +99,14 @@ public:
     bool is_done() const noexcept { return sw_is_done(h_); }
     /* SW_OK, SW_CANCELED, SW_DEADLINE_EXCEEDED, or why the handle is refused. */
     sw_status err() const noexcept { return sw_err(h_); }
+    /* Host builds: blocks until done; SW_CANCELED, SW_DEADLINE_EXCEEDED or SW_ERR_STALE_HANDLE. */
+    sw_status wait() const noexcept { return sw_wait(h_); }
+    /* Host builds: as wait(), giving up after `d`: SW_OK when the time ran out first. */
+    template <class Rep, class Period>
+    sw_status wait_for(std::chrono::duration<Rep, Period> d) const noexcept {
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+        return sw_wait_for(h_, us < 0 ? 0 : static_cast<std::uint64_t>(us));
+    }
     /* The cause once done (0 = none); empty while not done. */
     std::optional<std::uint32_t> cause() const noexcept {
         std::uint32_t c = 0;
@@ -243,12 +262,22 @@ public:
     /* True while the callback may still run (registered, not run, not stopped). */
     bool pending() const noexcept { return stop_.raw != 0; }
 
-    /* True exactly when this call prevented the callback (sw_stop). Never waits. */
+    /* True exactly when this call prevented the callback (sw_stop). When it did not and the
+     * callback has started in another thread, waits until it returns (so what it uses may be
+     * destroyed right after); called from inside the callback itself, it does not wait. */
     bool stop() noexcept {
         bool prevented = stop_.raw != 0 && sw_stop(stop_);
         stop_ = sw_ctx{0};
         if (block_ != nullptr) {
-            if (prevented) block_->drop(); /* the call that will never happen */
+            if (prevented) {
+                block_->drop(); /* the call that will never happen */
+            } else if (block_->runner.load(std::memory_order_relaxed) !=
+                       std::this_thread::get_id()) {
+                /* sw_stop answered false: the callback was dispatched (F4); wait for its end. */
+                while (block_->phase.load(std::memory_order_acquire) != 2) {
+                    std::this_thread::yield();
+                }
+            }
             block_->drop();
             block_ = nullptr;
         }

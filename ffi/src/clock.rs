@@ -34,11 +34,27 @@ impl Clock for CClock {
         // interrupt handler for as long as it is installed.
         unsafe { f() }
     }
+
+    /// The default host clock counts microseconds: the deadline driver thread sleeps by it and
+    /// deadlines fire by themselves (SPEC N1). A clock given to `sw_set_clock` has no known rate:
+    /// checks compare deadlines with it, and `sw_expire` (or the next creation of an earlier
+    /// deadline) fires them.
+    fn ticks_per_second(&self) -> Option<u64> {
+        (cfg!(feature = "std") && NOW_FN.load(Ordering::Acquire).is_null()).then_some(1_000_000)
+    }
+
+    /// Without `std` there is no clock until `sw_set_clock`: deadlines are refused until then
+    /// (`SW_ERR_INVALID_ARG`), rather than accepted and never fired (SPEC D1).
+    fn is_real(&self) -> bool {
+        cfg!(feature = "std") || !NOW_FN.load(Ordering::Acquire).is_null()
+    }
 }
 
 /// Uses `now` as the tick source of the library; NULL restores the default (hosts: a monotonic
-/// 1 MHz clock, microseconds since the first reading; without std: none, ticks read 0 and deadlines
-/// fire only through `sw_expire`) (SPEC T4).
+/// 1 MHz clock, microseconds since the first reading; without std: none, and creating a deadline is
+/// refused with `SW_ERR_INVALID_ARG` until a clock is set) (SPEC T4, D1). With the default host
+/// clock deadlines fire by themselves (the driver thread); with one set here, checks compare
+/// deadlines with it and `sw_expire` fires them.
 ///
 /// Set it once at start-up, before any context with a deadline exists: deadlines already set are
 /// absolute ticks of the previous clock. It takes no lock, so it may be called from anywhere

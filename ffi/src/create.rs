@@ -82,7 +82,7 @@ pub unsafe extern "C" fn sw_with_deadline(
     // SAFETY: forwarded contract on `out`.
     unsafe {
         create(out, || {
-            ARENA.with_deadline_cause(parent.into(), deadline, 0)
+            timed(ARENA.with_deadline_cause(parent.into(), deadline, 0))
         })
     }
 }
@@ -98,7 +98,11 @@ pub unsafe extern "C" fn sw_with_timeout(
     out: *mut sw_ctx,
 ) -> sw_status {
     // SAFETY: forwarded contract on `out`.
-    unsafe { create(out, || ARENA.with_timeout_cause(parent.into(), ticks, 0)) }
+    unsafe {
+        create(out, || {
+            timed(ARENA.with_timeout_cause(parent.into(), ticks, 0))
+        })
+    }
 }
 
 /// As `sw_with_deadline`, and `cause` is recorded if (and only if) this deadline fires (SPEC K5);
@@ -117,7 +121,7 @@ pub unsafe extern "C" fn sw_with_deadline_cause(
     // SAFETY: forwarded contract on `out`.
     unsafe {
         create(out, || {
-            ARENA.with_deadline_cause(parent.into(), deadline, cause)
+            timed(ARENA.with_deadline_cause(parent.into(), deadline, cause))
         })
     }
 }
@@ -136,7 +140,7 @@ pub unsafe extern "C" fn sw_with_timeout_cause(
     // SAFETY: forwarded contract on `out`.
     unsafe {
         create(out, || {
-            ARENA.with_timeout_cause(parent.into(), ticks, cause)
+            timed(ARENA.with_timeout_cause(parent.into(), ticks, cause))
         })
     }
 }
@@ -167,4 +171,14 @@ pub unsafe extern "C" fn sw_with_value(
 pub unsafe extern "C" fn sw_without_cancel(parent: sw_ctx, out: *mut sw_ctx) -> sw_status {
     // SAFETY: forwarded contract on `out`.
     unsafe { create(out, || ARENA.without_cancel(parent.into())) }
+}
+
+/// A context with a deadline was created: on hosts, make sure the C arena's deadline driver thread
+/// runs, so that the deadline fires by itself (SPEC N1: no set-up in C). Cheap once it runs.
+fn timed(r: Result<Handle, Error>) -> Result<Handle, Error> {
+    #[cfg(feature = "std")]
+    if r.is_ok() {
+        ARENA.drive();
+    }
+    r
 }

@@ -56,6 +56,8 @@ mod dump;
 mod port;
 mod query;
 mod status;
+#[cfg(feature = "std")]
+mod wait;
 
 pub use alarm::sw_next_deadline;
 pub use arena::{arena, ARENA, CAPACITY};
@@ -75,6 +77,8 @@ pub use query::{
     SW_VERSION_MAJOR, SW_VERSION_MINOR, SW_VERSION_PATCH,
 };
 pub use status::{sw_status, sw_status_str};
+#[cfg(feature = "std")]
+pub use wait::{sw_wait, sw_wait_for};
 
 use engine::Handle;
 

@@ -329,6 +329,9 @@ impl ArenaView {
     /// with bounded lateness runs, SPEC D5).
     #[inline]
     pub(crate) fn checks_read_clock(&self) -> bool {
+        // A clock may stop being real-time (the C library's, once `sw_set_clock` installs a
+        // function): ask it, but only on arenas a real-time driver serves.
         self.header.driven.load(Relaxed) != DRIVEN_REALTIME
+            || self.header.clock.ticks_per_second().is_none()
     }
 }

@@ -343,10 +343,22 @@ impl ArenaView {
     /// same locked step, `waker` stored to be woken as soon as an earlier deadline is created
     /// (module docs). One driver per arena: a second one replaces the first's waker.
     pub fn driver_poll(&self, waker: &Waker) -> Option<u64> {
+        self.driver_poll_as(waker, true)
+    }
+
+    /// [`ArenaView::driver_poll`] for a driver that may be unable to sleep by time
+    /// (`sleeps_until_next == false`: its clock has no real-time rate and it waits for
+    /// notifications): then every new deadline wakes it, not only an earlier one.
+    pub(crate) fn driver_poll_as(&self, waker: &Waker, sleeps_until_next: bool) -> Option<u64> {
         self.run(None, |t| {
             let next = t.earliest().map(|h| t.arena.slot(h).deadline.get());
             let h = &t.arena.header;
-            h.driver_until.set(next.unwrap_or(u64::MAX));
+            let until = if sleeps_until_next {
+                next.unwrap_or(u64::MAX)
+            } else {
+                u64::MAX
+            };
+            h.driver_until.set(until);
             // SAFETY: `driver_waker` is only accessed under the lock, which this step holds.
             let slot = unsafe { &mut *h.driver_waker.get() };
             match slot {

@@ -176,6 +176,9 @@ impl ArenaView {
     /// assert_eq!(ctx.wait(), stopwire::Error::DeadlineExceeded);
     /// ```
     pub fn drive(&'static self) {
+        if self.header.driven.load(Relaxed) != DRIVEN_NONE {
+            return;
+        }
         let addr = core::ptr::from_ref(self).cast::<u8>() as usize;
         {
             let mut driven = DRIVEN.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,18 +208,21 @@ impl ArenaView {
         let _virtual = (!realtime).then(VirtualSleep::new);
         let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
         loop {
-            let next = self.driver_poll(&waker);
+            let timed = self.clock().ticks_per_second().is_some();
+            let next = self.driver_poll_as(&waker, timed);
             let now = self.now();
             match next {
                 Some(d) if d <= now => {
                     self.expire(now);
                     continue;
                 }
-                Some(d) if realtime => {
-                    let wait = real_duration(self, d - now).unwrap_or(Duration::from_millis(1));
-                    std::thread::park_timeout(wait);
-                }
-                _ => std::thread::park(),
+                // Asked afresh each time: a clock can stop following real time (the C library's
+                // after `sw_set_clock`); then only `advanced` or an earlier deadline wakes it.
+                Some(d) => match real_duration(self, d - now) {
+                    Some(wait) => std::thread::park_timeout(wait),
+                    None => std::thread::park(),
+                },
+                None => std::thread::park(),
             }
             self.expire(self.now());
         }

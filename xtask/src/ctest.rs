@@ -279,12 +279,13 @@ struct Suites {
     stop_token_asan: PathBuf,
 }
 
-const C_SOURCES: [&str; 6] = [
+const C_SOURCES: [&str; 7] = [
     "ffi/tests/c/harness.c",
     "ffi/tests/c/rules.c",
     "ffi/tests/c/bad_input.c",
     "ffi/tests/c/threads.c",
     "ffi/tests/c/dump.c",
+    "ffi/tests/c/wait.c",
     "ffi/tests/c/main.c",
 ];
 

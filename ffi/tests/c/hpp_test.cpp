@@ -137,6 +137,39 @@ static void f4_registration_outlives_nothing_when_stop_races_the_callback() {
     }
 }
 
+static void f4_stop_waits_for_a_callback_that_has_started_elsewhere() {
+    // The registration's owner frees what the callback uses right after stop() answered false:
+    // stop() must not return while the callback still runs in the canceling thread (ASan: no
+    // heap-use-after-free; the plain run: the write lands before the check).
+    for (int round = 0; round < 20; round++) {
+        auto* value = new int(0);
+        std::atomic<bool> started{false};
+        stopwire::context job = stopwire::background().with_cancel();
+        stopwire::registration r = job.after_func([value, &started] {
+            started.store(true);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            *value = 42;  // after stop() returned, this would write freed memory
+        });
+        std::thread t([&job] { job.cancel(); });
+        while (!started.load()) std::this_thread::yield();
+        CHECK(!r.stop());  // started: not prevented, and waited for
+        CHECK_EQ(*value, 42);
+        delete value;
+        t.join();
+    }
+}
+
+static void n2_wait_and_wait_for_block_until_done() {
+    sw_set_clock(nullptr);
+    stopwire::context job = stopwire::background().with_cancel();
+    CHECK_EQ(job.wait_for(std::chrono::milliseconds(2)), SW_OK);  // the time ran out
+    std::thread t([ref = job.ref()] { CHECK_EQ(ref.wait(), SW_CANCELED); });
+    job.cancel();
+    t.join();
+    stopwire::context timed = stopwire::background().with_timeout(20000);  // 20 ms
+    CHECK_EQ(timed.wait(), SW_DEADLINE_EXCEEDED);  // the driver thread fired it (N1)
+}
+
 static void w1_detached_child_and_deadline_members() {
     sw_test_clock_install(100);
     stopwire::context p = stopwire::background().with_deadline(150, 7);
@@ -170,6 +203,9 @@ static const struct sw_test hpp_tests[] = {
     {"f1_c_function_registration", f1_c_function_registration},
     {"f4_registration_outlives_nothing_when_stop_races_the_callback",
      f4_registration_outlives_nothing_when_stop_races_the_callback},
+    {"f4_stop_waits_for_a_callback_that_has_started_elsewhere",
+     f4_stop_waits_for_a_callback_that_has_started_elsewhere},
+    {"n2_wait_and_wait_for_block_until_done", n2_wait_and_wait_for_block_until_done},
     {"w1_detached_child_and_deadline_members", w1_detached_child_and_deadline_members},
     {"a6_stats_member", a6_stats_member},
     {nullptr, nullptr},

@@ -1,0 +1,121 @@
+/* Being woken, from C (SPEC N1, N2, N5, N6): threads blocked in sw_wait are woken by a cancel from
+ * another thread, by release and by a deadline that fires by itself (the C library's driver
+ * thread: the program never calls sw_expire); sw_wait_for gives up and leaves nothing behind; an
+ * sw_after_func callback on a timeout runs with no sw_expire call. Outcomes only: the only timed
+ * waits are generous hang guards (10 s) that a passing run never reaches. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "harness.h"
+
+#define WAITERS 16
+
+struct waiter {
+    sw_ctx ctx;
+    sw_status got;
+};
+
+static void *wait_thread(void *p) {
+    struct waiter *w = p;
+    w->got = sw_wait(w->ctx);
+    return NULL;
+}
+
+static void n2_sixteen_threads_blocked_on_one_context_all_return_after_one_cancel(void) {
+    sw_set_clock(NULL);
+    sw_ctx job;
+    MUST(sw_with_cancel(sw_background(), &job));
+    struct waiter w[WAITERS];
+    pthread_t t[WAITERS];
+    for (int i = 0; i < WAITERS; i++) {
+        w[i].ctx = job;
+        w[i].got = SW_OK;
+        CHECK_EQ(pthread_create(&t[i], NULL, wait_thread, &w[i]), 0);
+    }
+    CHECK_EQ(sw_cancel_cause(job, 7), SW_OK);
+    for (int i = 0; i < WAITERS; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_EQ(w[i].got, SW_CANCELED);
+    }
+    MUST(sw_release(job));
+}
+
+static void n2_n5_wait_for_gives_up_and_leaves_nothing(void) {
+    sw_set_clock(NULL);
+    sw_stats before, after;
+    MUST(sw_stats_get(&before));
+    sw_ctx job;
+    MUST(sw_with_cancel(sw_background(), &job));
+    CHECK_EQ(sw_wait_for(job, 2000), SW_OK); /* 2 ms: the time ran out first */
+    MUST(sw_cancel(job));
+    CHECK_EQ(sw_wait_for(job, 2000), SW_CANCELED); /* done: returns at once */
+    MUST(sw_release(job));
+    CHECK_EQ(sw_wait(job), SW_ERR_STALE_HANDLE);
+    MUST(sw_stats_get(&after));
+    CHECK_EQ(after.in_use, before.in_use);
+}
+
+static void n6_release_wakes_a_waiter_on_a_value_layer(void) {
+    sw_set_clock(NULL);
+    sw_ctx layer;
+    MUST(sw_with_value(sw_background(), 9, 99, &layer));
+    struct waiter w = {layer, SW_OK};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_thread, &w), 0);
+    /* Let the waiter block (if it has not yet, it finds the handle stale: the same answer). */
+    CHECK_EQ(sw_wait_for(sw_background(), 1000), SW_OK);
+    MUST(sw_release(layer));
+    pthread_join(t, NULL);
+    CHECK_EQ(w.got, SW_ERR_STALE_HANDLE);
+}
+
+/* ---- N1: deadlines fire by themselves ---- */
+
+static pthread_mutex_t fired_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fired_cond = PTHREAD_COND_INITIALIZER;
+static int fired;
+
+static void on_deadline(void *p) {
+    (void)p;
+    pthread_mutex_lock(&fired_lock);
+    fired++;
+    pthread_cond_broadcast(&fired_cond);
+    pthread_mutex_unlock(&fired_lock);
+}
+
+static void n1_after_func_and_waiter_run_at_a_timeout_with_no_expire_call(void) {
+    sw_set_clock(NULL);
+    sw_ctx timed, stop;
+    MUST(sw_with_timeout(sw_background(), 20000, &timed)); /* 20 ms */
+    fired = 0;
+    MUST(sw_after_func(timed, on_deadline, NULL, &stop));
+    /* A blocked waiter returns with the deadline's Err: the driver thread expired it. */
+    CHECK_EQ(sw_wait(timed), SW_DEADLINE_EXCEEDED);
+    /* The callback runs in the driver thread; wait for it with a hang guard only. */
+    struct timespec guard;
+    clock_gettime(CLOCK_REALTIME, &guard);
+    guard.tv_sec += 10;
+    pthread_mutex_lock(&fired_lock);
+    while (fired == 0) {
+        if (pthread_cond_timedwait(&fired_cond, &fired_lock, &guard) != 0) {
+            break;
+        }
+    }
+    int n = fired;
+    pthread_mutex_unlock(&fired_lock);
+    CHECK_EQ(n, 1);
+    CHECK(!sw_stop(stop)); /* it ran */
+    MUST(sw_release(timed));
+}
+
+const struct sw_test wait_tests[] = {
+    {"n2_sixteen_threads_blocked_on_one_context_all_return_after_one_cancel",
+     n2_sixteen_threads_blocked_on_one_context_all_return_after_one_cancel},
+    {"n2_n5_wait_for_gives_up_and_leaves_nothing", n2_n5_wait_for_gives_up_and_leaves_nothing},
+    {"n6_release_wakes_a_waiter_on_a_value_layer", n6_release_wakes_a_waiter_on_a_value_layer},
+    {"n1_after_func_and_waiter_run_at_a_timeout_with_no_expire_call",
+     n1_after_func_and_waiter_run_at_a_timeout_with_no_expire_call},
+    {0, 0},
+};
