@@ -6,17 +6,16 @@
 //! cargo run --example shutdown        # then press Ctrl-C, or: kill -TERM <pid>
 //! ```
 //!
-//! The signal handler only sets a flag (all a handler may safely do); the main thread turns it into
-//! a cancellation of the root context, which reaches every worker's context at once.
+//! The signal handler only wakes a pipe (all a handler may safely do: signal-hook's `Signals`); the
+//! main thread blocks on it and turns it into a cancellation of the root context, which wakes every
+//! worker at once: each sleeps in `ctx.sleep(100 ms)` between jobs, nothing polls.
 //!
 //! [`Group`]: stopwire::Group
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use stopwire::{Arena, Ctx, Error, Handle};
 
 static ARENA: Arena<16> = Arena::new();
@@ -25,22 +24,16 @@ static ARENA: Arena<16> = Arena::new();
 fn worker(ctx: Ctx<'_>, id: u32) -> Result<(), Error> {
     let mut jobs = 0u32;
     loop {
-        for _ in 0..10 {
-            if let Err(why) = ctx.err() {
-                println!("worker {id}: stopped after {jobs} jobs ({why})");
-                return Ok(()); // stopping on shutdown is the plan, not a failure
-            }
-            thread::sleep(Duration::from_millis(10));
+        if let Err(why) = ctx.sleep(Duration::from_millis(100)) {
+            println!("worker {id}: stopped after {jobs} jobs ({why})");
+            return Ok(()); // stopping on shutdown is the plan, not a failure
         }
         jobs += 1;
     }
 }
 
 fn main() -> Result<(), Error> {
-    let signaled = Arc::new(AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&signaled)).expect("signal handler");
-    }
+    let mut signals = Signals::new([SIGINT, SIGTERM]).expect("signal handler");
 
     let root = ARENA.background().with_cancel()?;
     let result = root.group(|g| {
@@ -52,9 +45,7 @@ fn main() -> Result<(), Error> {
             g.units(),
             std::process::id()
         );
-        while !signaled.load(Ordering::Relaxed) {
-            thread::sleep(Duration::from_millis(10));
-        }
+        let _ = signals.forever().next(); // blocks until a signal arrives
         println!("shutdown: signal received, canceling the root context");
         root.cancel();
     });

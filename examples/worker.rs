@@ -5,38 +5,29 @@
 //! cargo run --example worker
 //! ```
 //!
-//! Go's version selects on `ctx.Done()` and a 500 ms timer; here the worker waits in short slices
-//! and checks its context between them, so it stops within one slice of the cancel.
+//! Go's version selects on `ctx.Done()` and a 500 ms timer; here `ctx.sleep(500 ms)` is that
+//! select: `Ok` after the timer, `Err(why)` the moment the context is canceled (the thread blocks,
+//! nothing polls).
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stopwire::{Arena, Ctx};
 
 static ARENA: Arena<16> = Arena::new();
 
-/// Waits up to `d`, returning early once `ctx` is done.
-fn sleep_or_done(ctx: Ctx<'_>, d: Duration) {
-    let until = Instant::now() + d;
-    while !ctx.is_done() && Instant::now() < until {
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Runs until the context is canceled.
 fn worker(ctx: Ctx<'static>) {
     loop {
-        if let Err(why) = ctx.err() {
-            // Exit as soon as the context is canceled.
-            println!("Stopped: {why}");
-            return;
+        match ctx.sleep(Duration::from_millis(500)) {
+            // select { case <-ctx.Done(): ... }
+            Err(why) => {
+                println!("Stopped: {why}");
+                return;
+            }
+            // case <-time.After(500 * time.Millisecond): simulate a small unit of work.
+            Ok(()) => println!("Working..."),
         }
-        sleep_or_done(ctx, Duration::from_millis(500));
-        if ctx.is_done() {
-            continue;
-        }
-        // Simulate a small unit of work.
-        println!("Working...");
     }
 }
 
