@@ -12,17 +12,15 @@ static void sleep_ms(long ms) {
     nanosleep(&t, NULL);
 }
 
-/* worker runs until the context is canceled: it checks the signal between units of work. */
+/* worker runs until the context is canceled. Go: select { case <-ctx.Done(): return;
+ * case <-time.After(50 * time.Millisecond): work } — sw_wait_for blocks, nothing polls. */
 static void *worker(void *arg) {
     sw_ctx ctx = *(const sw_ctx *)arg;
-    for (;;) {
-        if (sw_is_done(ctx)) { /* lock-free: one atomic load */
-            printf("worker stopped: %s\n", sw_status_str(sw_err(ctx)));
-            return NULL;
-        }
+    while (sw_wait_for(ctx, 50000) == SW_OK) { /* 50 ms passed, not canceled */
         printf("working...\n");
-        sleep_ms(50); /* a small unit of work */
     }
+    printf("worker stopped: %s\n", sw_status_str(sw_err(ctx)));
+    return NULL;
 }
 
 int main(void) {

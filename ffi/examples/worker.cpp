@@ -6,11 +6,10 @@
 
 #include <stopwire.hpp>
 
-// worker runs until the context is canceled: it checks the signal between units of work.
+// worker runs until the context is canceled: wait_for is Go's select on ctx.Done() and a timer.
 static void worker(stopwire::ctx_ref ctx) {
-    while (!ctx.is_done()) {
+    while (ctx.wait_for(std::chrono::milliseconds(50)) == SW_OK) {  // 50 ms, not canceled
         std::puts("working...");
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     std::printf("worker stopped: %s\n", sw_status_str(ctx.err()));
 }
