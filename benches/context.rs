@@ -5,8 +5,14 @@
 //! long-lived parents, the storage that holds a tree's handles, spawning tasks) is outside the timed
 //! part; `black_box` hides the context from the optimizer wherever a check could be hoisted.
 //!
+//! The waiting rows of issue 10 are here too: `wake/1000` (futures on one executor) and
+//! `wait/thread` (a parked thread woken by a cancel), each beside its peers in the same run. The
+//! third waiting row, `deadline/fire`, is a latency of the host deadline driver rather than a
+//! ratio: it has a binary of its own (`benches/deadline_fire.rs`).
+//!
 //! `cargo bench --features embassy --bench context` runs everything (`wake/1000` needs the `done()`
-//! future of feature `embassy`; without it that workload is skipped with a notice);
+//! future of feature `async`, which `embassy` implies; without it that workload is skipped with a
+//! notice);
 //! `cargo xtask bench-report` turns criterion's results into `docs/benchmarks.md`, the chart and the
 //! README table. Measurement times are set in [`config`]; criterion's command-line flags
 //! (`--measurement-time`, a filter such as `check/`) still override them.
@@ -253,7 +259,7 @@ fn contended(c: &mut Criterion) {
 /// every task has polled its future once (registered), the clock starts, the root is canceled, and
 /// the clock stops when the last task has run after its wakeup. The tokio-util twin awaits
 /// `cancelled()` on child tokens, on the same runtime and harness.
-#[cfg(feature = "embassy")]
+#[cfg(feature = "async")]
 mod wake {
     use std::future::Future;
     use std::pin::pin;
@@ -268,7 +274,7 @@ mod wake {
 
     const TASKS: usize = 1000;
 
-    /// The root, 1000 children and their 1000 callback registrations.
+    /// The root and its 1000 children (the waiter nodes live in the futures, not in slots).
     static WAKE: Arena<2048> = Arena::new();
 
     /// Counts tasks that have polled their future once, and tasks that have completed.
@@ -381,13 +387,209 @@ mod wake {
     }
 }
 
-/// Without the `embassy` feature there is no `done()` future to measure.
-#[cfg(not(feature = "embassy"))]
+/// Without the `async` feature (which `embassy` implies) there is no `done()` future to measure.
+#[cfg(not(feature = "async"))]
 mod wake {
     pub(crate) fn wake(_: &mut criterion::Criterion) {
         eprintln!(
             "wake/1000 skipped: it needs the `done()` future; run `cargo bench --features embassy`"
         );
+    }
+}
+
+/// `wait/thread`: one thread blocked in a wait is woken by a cancel from the bench thread; the
+/// time from just before the cancel to the moment the woken thread has returned from its wait.
+///
+/// The waiting thread lives across iterations. Per iteration, outside the timed part, the bench
+/// thread hands it a fresh thing to wait on (a new `with_cancel` child of background, a child
+/// token of a long-lived root, a cleared flag), the waiter says it is about to wait, and the bench
+/// thread then watches the waiter's scheduler state in `/proc` until the kernel reports it asleep
+/// (`S`), so every sample is a real wake-up of a parked thread and never the fast path of a wait
+/// that finds the context done. Only then does the clock start and the cancel (or notify) run; the
+/// waiter reads the clock as soon as its wait returns and sends the reading back. Both readings
+/// are `Instant`s (the same monotonic clock in every thread).
+///
+/// The peers do the same under the same harness: `condvar_wait/thread` is a `Mutex<bool>` and a
+/// `Condvar` (set the flag, `notify_one`), `tokio_wait/thread` is tokio-util's
+/// `CancellationToken::cancelled()` under `block_on` of a current-thread tokio runtime owned by
+/// the waiting thread.
+mod wait {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use criterion::Criterion;
+    use stopwire::{Arena, Ctx, Error};
+    use tokio_util::sync::CancellationToken;
+
+    /// One child at a time, plus room to spare.
+    static WAIT: Arena<8> = Arena::new();
+
+    /// The flag and condition variable of the `Condvar` peer.
+    #[derive(Default)]
+    struct Flag {
+        set: Mutex<bool>,
+        cv: Condvar,
+    }
+
+    /// What the waiting thread waits on in one iteration.
+    enum Job {
+        Stopwire(Ctx<'static>),
+        Tokio(CancellationToken),
+        Condvar(Arc<Flag>),
+    }
+
+    /// The waiting thread and the channels of the per-iteration handshake.
+    struct Waiter {
+        jobs: SyncSender<Option<Job>>,
+        woke: Receiver<Instant>,
+        /// Set by the waiter right before it enters the wait of the current job.
+        about_to_wait: Arc<AtomicBool>,
+        /// `/proc/self/task/<tid>/stat` of the waiting thread, when `/proc` exists.
+        stat: Option<String>,
+        thread: Option<thread::JoinHandle<()>>,
+    }
+
+    impl Waiter {
+        fn start() -> Waiter {
+            let (jobs, job_rx) = sync_channel::<Option<Job>>(0);
+            let (woke_tx, woke) = sync_channel::<Instant>(1);
+            let (tid_tx, tid_rx) = sync_channel::<Option<String>>(1);
+            let about_to_wait = Arc::new(AtomicBool::new(false));
+            let flag = about_to_wait.clone();
+            let thread = thread::Builder::new()
+                .name("bench-waiter".into())
+                .spawn(move || {
+                    // `/proc/thread-self` links to `<pid>/task/<tid>`.
+                    let me = std::fs::read_link("/proc/thread-self")
+                        .ok()
+                        .map(|p| format!("/proc/{}/stat", p.display()));
+                    tid_tx.send(me).expect("bench thread");
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .expect("runtime");
+                    while let Ok(Some(job)) = job_rx.recv() {
+                        flag.store(true, SeqCst);
+                        match job {
+                            Job::Stopwire(ctx) => assert_eq!(ctx.wait(), Error::Canceled),
+                            Job::Tokio(token) => rt.block_on(token.cancelled()),
+                            Job::Condvar(f) => {
+                                let mut set = f.set.lock().expect("flag");
+                                while !*set {
+                                    set = f.cv.wait(set).expect("flag");
+                                }
+                            }
+                        }
+                        let end = Instant::now();
+                        flag.store(false, SeqCst);
+                        woke_tx.send(end).expect("bench thread");
+                    }
+                })
+                .expect("spawn the waiting thread");
+            let stat = tid_rx.recv().expect("waiting thread");
+            Waiter {
+                jobs,
+                woke,
+                about_to_wait,
+                stat,
+                thread: Some(thread),
+            }
+        }
+
+        /// Hands `job` over and returns once the waiting thread sleeps in its wait.
+        fn arm(&self, job: Job) {
+            self.jobs.send(Some(job)).expect("waiting thread");
+            while !self.about_to_wait.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+            match &self.stat {
+                Some(path) => {
+                    while !asleep(path) {
+                        thread::yield_now();
+                    }
+                }
+                // Without `/proc`: give the thread ample time to block.
+                None => thread::sleep(Duration::from_micros(500)),
+            }
+        }
+
+        /// The time from `start` until the waiting thread returned from its wait.
+        fn returned_since(&self, start: Instant) -> Duration {
+            self.woke.recv().expect("waiting thread") - start
+        }
+    }
+
+    impl Drop for Waiter {
+        fn drop(&mut self) {
+            let _ = self.jobs.send(None);
+            if let Some(t) = self.thread.take() {
+                t.join().expect("waiting thread");
+            }
+        }
+    }
+
+    /// Whether the thread of `/proc/.../stat` is asleep (state `S`, an interruptible wait: a
+    /// futex). The state is the first field after the parenthesised command name.
+    fn asleep(path: &str) -> bool {
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            return true;
+        };
+        stat.rfind(')')
+            .and_then(|k| stat[k + 1..].split_whitespace().next())
+            .is_some_and(|state| state == "S")
+    }
+
+    fn once(w: &Waiter, kind: &str, root: &CancellationToken) -> Duration {
+        match kind {
+            "stopwire" => {
+                let child = WAIT.background().with_cancel().expect("slot");
+                w.arm(Job::Stopwire(*child));
+                let start = Instant::now();
+                child.cancel();
+                let d = w.returned_since(start);
+                drop(child);
+                d
+            }
+            "tokio" => {
+                let child = root.child_token();
+                w.arm(Job::Tokio(child.clone()));
+                let start = Instant::now();
+                child.cancel();
+                w.returned_since(start)
+            }
+            _ => {
+                let f = Arc::new(Flag::default());
+                w.arm(Job::Condvar(f.clone()));
+                let start = Instant::now();
+                *f.set.lock().expect("flag") = true;
+                f.cv.notify_one();
+                w.returned_since(start)
+            }
+        }
+    }
+
+    pub(crate) fn wait(c: &mut Criterion) {
+        let w = Waiter::start();
+        let root = CancellationToken::new();
+        for (group, kind) in [
+            ("wait", "stopwire"),
+            ("condvar_wait", "condvar"),
+            ("tokio_wait", "tokio"),
+        ] {
+            let mut g = c.benchmark_group(group);
+            // The handshake outside the timed part costs more than the wake-up itself: shorter
+            // phases keep the wall time of the three groups near a minute.
+            g.warm_up_time(Duration::from_millis(500))
+                .measurement_time(Duration::from_millis(1500));
+            g.bench_function("thread", |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| once(&w, kind, &root)).sum())
+            });
+            g.finish();
+        }
+        drop(w);
+        assert_eq!(WAIT.stats().in_use, 0, "every child was released");
     }
 }
 
@@ -403,6 +605,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = check, create_cancel, tree, value, contended, wake::wake
+    targets = check, create_cancel, tree, value, contended, wake::wake, wait::wait
 }
 criterion_main!(benches);
