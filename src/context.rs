@@ -179,6 +179,34 @@ impl<'a> Ctx<'a> {
         self.own_timed(self.arena.with_timeout_cause(self.handle, ticks, 0))
     }
 
+    /// A child that is done `d` from now: [`Ctx::with_timeout`] with `d` converted to ticks of the
+    /// arena's clock by its rate ([`crate::Clock::ticks_per_second`], rounded up); a clock of no
+    /// known rate (a [`crate::ManualClock`], a [`crate::FnClock`]) is read as counting
+    /// microseconds, like the default host clock.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use stopwire::Arena;
+    /// static ARENA: Arena<4> = Arena::new();
+    /// let req = ARENA.background().with_timeout_duration(Duration::from_millis(100)).unwrap();
+    /// let left = req.deadline().unwrap().unwrap() - ARENA.now();
+    /// assert!(left <= 100_000); // microseconds on the default host clock
+    /// ```
+    #[track_caller]
+    pub fn with_timeout_duration(&self, d: core::time::Duration) -> Result<OwnedCtx<'a>, Error> {
+        let hz = self.arena.clock().ticks_per_second().unwrap_or(1_000_000);
+        let ticks = (d.as_nanos() * u128::from(hz)).div_ceil(1_000_000_000);
+        self.with_timeout(u64::try_from(ticks).unwrap_or(u64::MAX))
+    }
+
+    /// A child that is done `d` from now, for arenas reading [`crate::EmbassyClock`] (one tick is
+    /// one embassy-time tick): [`Ctx::with_timeout`] of `d.as_ticks()`.
+    #[cfg(feature = "embassy")]
+    #[track_caller]
+    pub fn with_embassy_timeout(&self, d: embassy_time::Duration) -> Result<OwnedCtx<'a>, Error> {
+        self.with_timeout(d.as_ticks())
+    }
+
     /// As [`Ctx::with_timeout`], recording `cause` if the deadline fires (SPEC K5).
     #[track_caller]
     pub fn with_timeout_cause(&self, ticks: u64, cause: NonZeroU32) -> Result<OwnedCtx<'a>, Error> {

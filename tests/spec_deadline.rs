@@ -232,3 +232,31 @@ fn d8_a_deadline_under_a_detached_context_is_not_clamped_from_above() {
     assert_eq!(a.expire(40), 2);
     assert_eq!(dv.err(), Err(Error::DeadlineExceeded));
 }
+
+/// D1: an arena without a clock refuses deadlines with a clear error (they could never fire),
+/// and changes nothing; a duration-taking timeout converts by the clock's rate.
+#[test]
+fn d1_an_arena_without_a_clock_refuses_deadlines_and_durations_convert() {
+    static NONE: stopwire::NoClock = stopwire::NoClock;
+    let n: stopwire::Arena<2> = stopwire::Arena::with_clock(&NONE);
+    assert_eq!(
+        n.background().with_deadline(5).unwrap_err(),
+        stopwire::Error::NoClock
+    );
+    assert_eq!(
+        n.background()
+            .with_timeout_duration(core::time::Duration::from_millis(1))
+            .unwrap_err(),
+        stopwire::Error::NoClock
+    );
+    assert_eq!(n.stats().in_use, 0);
+    assert_eq!(n.background().with_cancel().map(|c| c.is_done()), Ok(false));
+    // A manual clock has no known rate: a duration is read in microseconds.
+    let m: &'static stopwire::ManualClock = Box::leak(Box::new(stopwire::ManualClock::new(100)));
+    let a: stopwire::Arena<2> = stopwire::Arena::with_clock(m);
+    let t = a
+        .background()
+        .with_timeout_duration(core::time::Duration::from_millis(3))
+        .unwrap();
+    assert_eq!(t.deadline(), Ok(Some(3_100)));
+}
