@@ -42,8 +42,32 @@
 //!
 //! ## Features
 //!
-//! - `std` (default): [`StdClock`] as the default clock, and a per-arena spin lock instead of a
-//!   critical section. Without it the crate is `#![no_std]` with no allocator, and the firmware
+//! - `std` (default): [`StdClock`] as the default clock, a per-arena spin-then-sleep lock instead
+//!   of a critical section, the host deadline driver (deadlines fire by themselves for arenas in a
+//!   `static`) and blocking waits (`Ctx::wait`, `wait_timeout`, `sleep`). Without it the crate is
+//!   `#![no_std]` with no allocator, and the firmware provides a `critical-section`
+//!   implementation (on a multi-core chip, one that also excludes the other cores).
+//! - `async`: `Ctx::done()` is a future that completes once the context is done, and
+//!   `Ctx::run_until_done(fut)` drops `fut` when it is; any executor, no timer crate.
+//! - `embassy`: `async` plus `EmbassyClock` (embassy-time ticks) and `ArenaView::embassy_driver`,
+//!   the one task that expires deadlines on firmware.
+//! - `defmt`: `defmt::Format` for [`Error`], [`Handle`] and [`Stats`].
+//! - `diagnostics` (default): every context records the line that created it and its
+//!   creation tick; `ArenaView::live`, `report` and `check_released` list what is still held
+//!   and where it came from (the leak report). Three fields more per slot.
+//! - `log`: a refused creation (arena full) and each leak found by `check_released` are logged
+//!   through the `log` crate.
+//!
+//! ## Where the design is written
+//!
+//! The concurrency design sits at the top of the module that relies on it, in `src/engine/`: the
+//! invariants and critical sections in `arena`, the state word in `slot`, the lock in `lock`,
+//! bounded locked steps in `run`, the cancel walk in `walk`, creation and reclamation in `tree`,
+//! the lock-free checks in `query`, deadlines and the driver hook in `deadline`, callbacks in
+//! `callback`, waiter lists in `waiter`; the host driver, blocking waits and futures in
+//! `src/wait/`. The behaviour contract is `docs/spec.md` in the repository (rule ids such as
+//! "SPEC C2" name its paragraphs); tests in `tests/` are named by its rule ids.
+#![no_std]` with no allocator, and the firmware
 //!   provides a `critical-section` implementation.
 //! - `embassy`: async waiting. `Ctx::done()` is a future that completes once the context is
 //!   done, `Ctx::run_until_done(fut)` drops `fut` when it is, and `EmbassyClock` counts
@@ -61,7 +85,7 @@
 //! The concurrency design sits at the top of the module that relies on it: the invariants and
 //! critical sections in `arena`, the state word in `slot`, the lock in `lock`, the cancel walk
 //! and reclamation in `tree`, the lock-free checks in `query`, deadlines in `deadline`, callbacks
-//! in `callback`. The behaviour contract is `SPEC.md`; tests in `tests/` are named by its rule ids.
+//! in `callback`. The behaviour contract is [docs/spec.md](https://docs.rs/stopwire); tests in `tests/` are named by its rule ids.
 #![no_std]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -8,7 +8,7 @@
 //!
 //! - **Without `std`** (microcontrollers): `critical_section::with`. On a single-core MCU the
 //!   firmware's critical-section implementation masks interrupts, so an interrupt handler can call
-//!   any operation: it can never interrupt a holder of the lock (EMBEDDED.md: a spin lock would
+//!   any operation: it can never interrupt a holder of the lock (docs/embedded.md: a spin lock would
 //!   deadlock there). The library enables no implementation; the firmware picks one.
 //! - **With `std`** (hosts): a per-arena test-and-test-and-set lock that spins briefly and then
 //!   *sleeps* in growing steps (2 µs doubling to 1 ms) until the lock is free. Uncontended it costs
