@@ -67,25 +67,6 @@
 //! `callback`, waiter lists in `waiter`; the host driver, blocking waits and futures in
 //! `src/wait/`. The behaviour contract is `docs/spec.md` in the repository (rule ids such as
 //! "SPEC C2" name its paragraphs); tests in `tests/` are named by its rule ids.
-#![no_std]` with no allocator, and the firmware
-//!   provides a `critical-section` implementation.
-//! - `embassy`: async waiting. `Ctx::done()` is a future that completes once the context is
-//!   done, `Ctx::run_until_done(fut)` drops `fut` when it is, and `EmbassyClock` counts
-//!   embassy-time ticks; an embassy-time timer wakes waiters at deadlines. Any executor works.
-//!   The waking design is at the top of `future`.
-//! - `defmt`: `defmt::Format` for [`Error`], [`Handle`] and [`Stats`].
-//! - `diagnostics` (default): every context records the line that created it and its
-//!   creation tick; `ArenaView::live`, `report` and `check_released` list what is still held
-//!   and where it came from (the leak report). Two fields more per slot.
-//! - `log`: a refused creation (arena full) and each leak found by `check_released` are logged
-//!   through the `log` crate.
-//!
-//! ## Where the design is written
-//!
-//! The concurrency design sits at the top of the module that relies on it: the invariants and
-//! critical sections in `arena`, the state word in `slot`, the lock in `lock`, the cancel walk
-//! and reclamation in `tree`, the lock-free checks in `query`, deadlines in `deadline`, callbacks
-//! in `callback`. The behaviour contract is [docs/spec.md](https://docs.rs/stopwire); tests in `tests/` are named by its rule ids.
 #![no_std]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
