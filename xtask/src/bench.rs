@@ -25,6 +25,8 @@ use crate::util::{cmd, have, output, root, run, Result};
 
 /// The command that produces the criterion results this report reads.
 const BENCH_COMMAND: &str = "cargo bench --features embassy --bench context";
+/// The command that produces `deadline_fire.json` (`benches/deadline_fire.rs`).
+const DEADLINE_COMMAND: &str = "cargo bench --bench deadline_fire";
 /// The command that produces `peers.json`.
 const PEERS_COMMAND: &str = "cargo xtask bench-peers";
 
@@ -491,12 +493,17 @@ impl PeersFile {
 }
 
 /// `deadline_fire.json`: how late after its deadline a callback ran with the host driver.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct DeadlineFire {
     median_ns: f64,
     p99_ns: f64,
     samples: u64,
     written: u64,
+    /// The same figures per pattern (`"sequential"`, `"overlapping"`) and the extremes, when the
+    /// file has them: `(pattern, median, p99, max, samples)`.
+    patterns: Vec<(String, f64, f64, f64, u64)>,
+    /// The load average before and after the run, when the file has it.
+    load: Option<(String, String)>,
 }
 
 fn read_deadline_fire() -> Result<Option<DeadlineFire>> {
@@ -504,18 +511,42 @@ fn read_deadline_fire() -> Result<Option<DeadlineFire>> {
         return Ok(None);
     };
     let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bad = |why: String| format!("{}: {why}", path.display());
-    let v = json::parse(&text).map_err(bad)?;
-    let num = |k: &str| v.num(k).ok_or_else(|| bad(format!("missing \"{k}\"")));
+    parse_deadline_fire(&text, mtime(&path))
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The contents of `deadline_fire.json`, written at `written` (seconds since the epoch).
+fn parse_deadline_fire(text: &str, written: u64) -> std::result::Result<DeadlineFire, String> {
+    let v = json::parse(text)?;
+    let num = |k: &str| v.num(k).ok_or_else(|| format!("missing \"{k}\""));
     if v.str("id") != Some("deadline/fire") {
-        return Err(bad("its \"id\" is not \"deadline/fire\"".to_string()));
+        return Err("its \"id\" is not \"deadline/fire\"".to_string());
     }
-    Ok(Some(DeadlineFire {
+    let mut patterns = Vec::new();
+    for name in ["sequential", "overlapping"] {
+        let Some(p) = v.get(name) else { continue };
+        if let (Some(m), Some(p99), Some(max), Some(n)) = (
+            p.num("median_ns"),
+            p.num("p99_ns"),
+            p.num("max_ns"),
+            p.num("samples"),
+        ) {
+            patterns.push((name.to_string(), m, p99, max, n as u64));
+        }
+    }
+    let load = v
+        .str("load_before")
+        .zip(v.str("load_after"))
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+    Ok(DeadlineFire {
         median_ns: num("median_ns")?,
         p99_ns: num("p99_ns")?,
         samples: num("samples")? as u64,
-        written: mtime(&path),
-    }))
+        written,
+        patterns,
+        load,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1052,7 +1083,7 @@ impl Data {
     /// The figure a bar of `id` is judged on, if measured.
     fn measured(&self, id: &str, measure: Measure) -> Option<f64> {
         if id == "deadline/fire" {
-            let d = self.deadline?;
+            let d = self.deadline.as_ref()?;
             return match measure {
                 Measure::MedianNs => Some(d.median_ns),
                 Measure::P99Ns => Some(d.p99_ns),
@@ -1104,7 +1135,7 @@ impl Data {
             .chain([self.wait.2, self.grpc.0, self.grpc.1])
             .flatten()
             .map(|m| m.written)
-            .chain(self.deadline.map(|d| d.written))
+            .chain(self.deadline.as_ref().map(|d| d.written))
             .collect();
         Some((*all.iter().min()?, *all.iter().max()?))
     }
@@ -1221,7 +1252,7 @@ fn waiting_table(d: &Data, full: bool) -> String {
         cell(tokio).text(ours.map(|m| m.ns), full),
         d.bar_text(WAKE.0)
     );
-    let fire = match d.deadline {
+    let fire = match &d.deadline {
         Some(f) if full => format!(
             "median {} late, p99 {} ({} samples)",
             human(f.median_ns),
@@ -1426,9 +1457,31 @@ fn required_missing(d: &Data) -> Vec<&'static str> {
 fn commands(d: &Data) -> String {
     format!(
         "`{PEERS_COMMAND}`, then `{BENCH_COMMAND}` (criterion {}; 1 s warm-up, 2 s measurement, 50 \
-         samples per workload; `wake/1000`: 0.5 s, 1 s, 10 samples), then `cargo xtask bench-report`",
+         samples per workload; `wake/1000`: 0.5 s, 1 s, 10 samples; the `wait/thread` rows: 0.5 s, \
+         1.5 s, 50 samples) and `{DEADLINE_COMMAND}`, then `cargo xtask bench-report`",
         d.criterion_version
     )
+}
+
+/// The patterns of `deadline/fire` and the load during its run, for the full report.
+fn deadline_lines(f: &DeadlineFire) -> String {
+    let mut s = String::new();
+    for (name, median, p99, max, n) in &f.patterns {
+        let _ = writeln!(
+            s,
+            "- {name}: median {} late, p99 {}, slowest {} ({n} samples)",
+            human(*median),
+            human(*p99),
+            human(*max)
+        );
+    }
+    if let Some((before, after)) = &f.load {
+        let _ = writeln!(
+            s,
+            "- load average (1, 5, 15 min) {before} before the run, {after} after"
+        );
+    }
+    s
 }
 
 fn markdown(d: &Data, date: &str) -> String {
@@ -1478,8 +1531,18 @@ fn markdown(d: &Data, date: &str) -> String {
          are tokio-util's `cancelled()` under a `block_on` (`{WAIT_TOKIO}`) and a bare \
          `std::sync::Condvar` notify (`{WAIT_CONDVAR}`). `deadline/fire`: how late after its \
          deadline an `after_func` callback runs with the host deadline driver (from \
-         `{DEADLINE_FILE}`), a latency rather than a ratio."
+         `{DEADLINE_FILE}`, written by `{DEADLINE_COMMAND}`), a latency rather than a ratio: \
+         timeouts of 1 to 5 ms on a `static` arena on `StdClock`, half of them one at a time, half \
+         in overlapping batches; the lateness is the callback's reading of the clock minus the \
+         deadline."
     );
+    if let Some(f) = &d.deadline {
+        let lines = deadline_lines(f);
+        if !lines.is_empty() {
+            md.push('\n');
+            md.push_str(&lines);
+        }
+    }
     md.push_str("\n## gRPC\n\n");
     md.push_str(&grpc_line(d));
     md.push_str("\n\n## Bars and goals\n\n");
@@ -1735,12 +1798,15 @@ fn update_readme(headline: &str) -> Result {
     Ok(())
 }
 
-/// Runs every benchmark routine once, without timing (criterion's `--test` mode), for `cargo
-/// xtask test`.
+/// Runs every benchmark routine once, without timing (criterion's `--test` mode; the deadline
+/// bench takes a few samples and writes nothing), for `cargo xtask test`.
 pub(crate) fn smoke() -> Result {
-    let mut args: Vec<&str> = BENCH_COMMAND.split_whitespace().skip(1).collect();
-    args.extend(["--", "--test"]);
-    run(cmd("cargo", &args)).map(|_| ())
+    for command in [BENCH_COMMAND, DEADLINE_COMMAND] {
+        let mut args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        args.extend(["--", "--test"]);
+        run(cmd("cargo", &args))?;
+    }
+    Ok(())
 }
 
 /// The task `bench-report`. `--partial` writes the report even if workloads of `BENCHMARKS.md`
@@ -2231,6 +2297,8 @@ mod tests {
                 p99_ns: 1_500_000.0,
                 samples: 200,
                 written: 1_795_631_400,
+                patterns: vec![("sequential".into(), 70_000.0, 900_000.0, 2e6, 100)],
+                load: Some(("0.10 0.20 0.30".into(), "0.40 0.30 0.30".into())),
             }),
             floor: None,
             peers: Some(sample_peers()),
@@ -2293,6 +2361,39 @@ mod tests {
         let r = required_missing(&d);
         assert!(r.contains(&"tree/111") && r.contains(&"wake/1000"));
         assert!(!r.contains(&"wait/thread") && !r.contains(&"grpc/baseline"));
+    }
+
+    #[test]
+    fn deadline_file_is_read_with_its_patterns() {
+        // As benches/deadline_fire.rs writes it (fields abridged).
+        let j = r#"{"id": "deadline/fire", "median_ns": 61234, "p99_ns": 180000, "samples": 2000, "left_out": 0, "max_ns": 400000, "load_before": "0.31 0.40 0.52", "load_after": "0.45 0.42 0.52", "sequential": {"median_ns": 60000, "p99_ns": 150000, "samples": 1000, "max_ns": 300000}, "overlapping": {"median_ns": 63000, "p99_ns": 190000, "samples": 1000, "max_ns": 400000}}"#;
+        let f = parse_deadline_fire(j, 7).unwrap();
+        assert_eq!(
+            (f.median_ns, f.p99_ns, f.samples, f.written),
+            (61234.0, 180000.0, 2000, 7)
+        );
+        assert_eq!(f.patterns.len(), 2);
+        assert_eq!(
+            f.patterns[1],
+            ("overlapping".into(), 63000.0, 190000.0, 400000.0, 1000)
+        );
+        let lines = deadline_lines(&f);
+        assert!(lines.contains(
+            "- sequential: median 60.00 µs late, p99 150.00 µs, slowest 300.00 µs (1000 samples)"
+        ));
+        assert!(lines.contains("0.31 0.40 0.52 before the run, 0.45 0.42 0.52 after"));
+        // The minimal file of older runs is still read; another id is refused.
+        let f = parse_deadline_fire(
+            r#"{"id":"deadline/fire","median_ns":1,"p99_ns":2,"samples":3}"#,
+            0,
+        )
+        .unwrap();
+        assert!(f.patterns.is_empty() && f.load.is_none());
+        assert!(parse_deadline_fire(
+            r#"{"id":"wake/1000","median_ns":1,"p99_ns":2,"samples":3}"#,
+            0
+        )
+        .is_err());
     }
 
     #[test]
