@@ -20,6 +20,11 @@
 //! thread: the bench was descheduled, not the driver late) is left out and counted. Nothing here
 //! judges the timing; `cargo xtask bench-report` writes the figures into the report.
 //!
+//! On Linux, a thread that sleeps with a timeout is woken up to its timer slack late (50 µs by
+//! default); the driver thread inherits the slack of the thread that starts it, here the main
+//! thread (`/proc/self/timerslack_ns`, the main thread's id being the process's). The file records that slack. `STOPWIRE_BENCH_TIMERSLACK_NS=<ns>` sets it
+//! before the driver starts, an experiment to see how much of the lateness is the kernel's.
+//!
 //! `cargo bench --bench deadline_fire` writes `deadline_fire.json` (median, 99th percentile and
 //! more, in nanoseconds) to `$STOPWIRE_BENCH_DIR`, else `$CARGO_TARGET_DIR/stopwire-bench`, else
 //! `target/stopwire-bench`. With `--test` (`cargo bench --bench deadline_fire -- --test`, as
@@ -222,6 +227,16 @@ fn main() {
     let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
     let per_pattern = if full { PER_PATTERN } else { BATCH / 5 };
     BENCH.set(thread::current()).expect("set once");
+    // An experiment, not the default: the timer slack of this thread (the main thread, whose
+    // `/proc/self` entry is its own), which the driver thread inherits when this thread starts
+    // it, to show how much of the lateness is the kernel's.
+    if let Some(ns) = std::env::var_os("STOPWIRE_BENCH_TIMERSLACK_NS") {
+        std::fs::write("/proc/self/timerslack_ns", ns.as_encoded_bytes())
+            .expect("set the timer slack (STOPWIRE_BENCH_TIMERSLACK_NS)");
+    }
+    let slack = std::fs::read_to_string("/proc/self/timerslack_ns")
+        .map_or_else(|_| "null".to_string(), |s| s.trim().to_string());
+    println!("timer slack of the thread that starts the driver: {slack} ns");
     let load_before = loadavg();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
 
@@ -263,7 +278,7 @@ fn main() {
     }
     let json = format!(
         "{{\"id\": \"deadline/fire\", {}, \"timeouts_us\": [{MIN_TICKS}, {MAX_TICKS}], \
-         \"batch\": {BATCH}, \"load_before\": \"{load_before}\", \"load_after\": \"{load_after}\", \
+         \"batch\": {BATCH}, \"timerslack_ns\": {slack}, \"load_before\": \"{load_before}\", \"load_after\": \"{load_after}\", \
          \"sequential\": {{{}}}, \"overlapping\": {{{}}}}}\n",
         json_fields(&all),
         json_fields(&seq),
