@@ -36,8 +36,16 @@ use crate::engine::walk::Walk;
 #[cfg(target_pointer_width = "64")]
 pub(crate) const STEP_BUDGET: u32 = 32;
 /// Units of work per locked step (see the 64-bit docs).
+///
+/// Chosen with `cargo xtask latency` (`firmware/latency` built with each budget in turn; longest
+/// section on thumbv6m, the slowest target, over every case): 3 gives 893 instructions, 4 gives
+/// 987, and 5 is above the 1000 of issue 11 (1018 for a walk step marking deadline owners). The
+/// longest step is the creation that starts a lane scan (the creation, then the scan units left
+/// in its step), then a walk step over deadline owners (693 with 3, 911 with 4). 3 leaves room
+/// for later changes; the price is 6 to 10 % more instructions for a whole cancel, release
+/// cascade or scanning insert than with 4 (more lock round trips).
 #[cfg(not(target_pointer_width = "64"))]
-pub(crate) const STEP_BUDGET: u32 = 4;
+pub(crate) const STEP_BUDGET: u32 = 3;
 
 /// What an operation has still to do between steps (module docs).
 pub(crate) struct Work {

@@ -1,6 +1,7 @@
 //! The instrument: this firmware's own critical-section implementation, which reads an
 //! instruction-accurate counter when it masks interrupts and again just before it unmasks them,
-//! and keeps the longest interval, the number of sections and their sum.
+//! and keeps the longest interval (and which section it was), the number of sections, their sum,
+//! and the lengths of the first few one by one.
 //!
 //! Only the outermost section is recorded (a nested `acquire` finds interrupts already masked and
 //! is covered by the interval of the one around it). The recording itself happens after the
@@ -33,6 +34,15 @@ static LONGEST: AtomicU32 = AtomicU32::new(0);
 static SECTIONS: AtomicU32 = AtomicU32::new(0);
 /// Sum of their lengths, in counter ticks.
 static TOTAL: AtomicU32 = AtomicU32::new(0);
+/// Index (from 0, since [`reset`]) of the longest section: the first of equal ones.
+static LONGEST_AT: AtomicU32 = AtomicU32::new(0);
+/// Length of the latest section, in counter ticks.
+static LAST: AtomicU32 = AtomicU32::new(0);
+
+/// Sections whose lengths are kept one by one: the first [`LOGGED`] after [`reset`].
+pub(crate) const LOGGED: usize = 8;
+/// The lengths of the first [`LOGGED`] sections since [`reset`], in counter ticks.
+static LOG: [AtomicU32; LOGGED] = [const { AtomicU32::new(0) }; LOGGED];
 
 /// What the sections since the last [`reset`] amounted to, in counter ticks.
 #[derive(Clone, Copy, Debug)]
@@ -40,6 +50,12 @@ pub(crate) struct Record {
     pub(crate) longest: u32,
     pub(crate) sections: u32,
     pub(crate) total: u32,
+    /// Which section was the longest (0 is the first).
+    pub(crate) longest_at: u32,
+    /// The lengths of the first `min(sections, LOGGED)` sections.
+    pub(crate) first: [u32; LOGGED],
+    /// The length of the last section.
+    pub(crate) last: u32,
 }
 
 /// Forgets every section recorded so far. Call it with no section open.
@@ -47,6 +63,11 @@ pub(crate) fn reset() {
     LONGEST.store(0, Relaxed);
     SECTIONS.store(0, Relaxed);
     TOTAL.store(0, Relaxed);
+    LONGEST_AT.store(0, Relaxed);
+    LAST.store(0, Relaxed);
+    for l in &LOG {
+        l.store(0, Relaxed);
+    }
 }
 
 /// The sections recorded since [`reset`].
@@ -55,6 +76,9 @@ pub(crate) fn record() -> Record {
         longest: LONGEST.load(Relaxed),
         sections: SECTIONS.load(Relaxed),
         total: TOTAL.load(Relaxed),
+        longest_at: LONGEST_AT.load(Relaxed),
+        first: core::array::from_fn(|k| LOG[k].load(Relaxed)),
+        last: LAST.load(Relaxed),
     }
 }
 
@@ -62,10 +86,16 @@ pub(crate) fn record() -> Record {
 /// stores suffice: one core, and nothing else runs while interrupts are masked.
 #[inline(always)]
 fn note(ticks: u32) {
+    let k = SECTIONS.load(Relaxed);
     if ticks > LONGEST.load(Relaxed) {
         LONGEST.store(ticks, Relaxed);
+        LONGEST_AT.store(k, Relaxed);
     }
-    SECTIONS.store(SECTIONS.load(Relaxed) + 1, Relaxed);
+    if let Some(l) = LOG.get(k as usize) {
+        l.store(ticks, Relaxed);
+    }
+    LAST.store(ticks, Relaxed);
+    SECTIONS.store(k + 1, Relaxed);
     TOTAL.store(TOTAL.load(Relaxed).wrapping_add(ticks), Relaxed);
 }
 
