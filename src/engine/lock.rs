@@ -11,13 +11,18 @@
 //!   any operation: it can never interrupt a holder of the lock (docs/embedded.md: a spin lock would
 //!   deadlock there). The library enables no implementation; the firmware picks one.
 //! - **With `std`** (hosts): a per-arena test-and-test-and-set lock that spins briefly and then
-//!   *sleeps* in growing steps (2 µs doubling to 1 ms) until the lock is free. Uncontended it costs
+//!   *sleeps* in growing steps (2 µs doubling to 100 µs) until the lock is free. Uncontended it costs
 //!   one atomic swap and one plain store (the `std` critical section is one process-wide mutex,
 //!   about 13 ns per entry; a futex mutex needs a second atomic read-modify-write to unlock).
 //!   Sleeping rather than yielding matters with real-time threads: `yield_now` never hands the CPU
 //!   to a holder of lower priority, so a `SCHED_FIFO` thread spinning on a lock held by a
 //!   preempted normal thread would starve it for good; a sleep lets the holder run and finish its
 //!   step, which is bounded (SPEC T3), so the waiter's delay is bounded by a few of its sleeps.
+//!   Measured by `cargo run --release --example rt_lock` (a `SCHED_FIFO` thread creating and
+//!   canceling contexts beside a normal thread building 931-node trees, both pinned to CPU 0,
+//!   3 s, load average 5.9 from other builds): 12 765 operations, worst 2.8 ms; the same threads
+//!   on a `std::sync::Mutex`: 24 449 operations (one push each), worst 5.1 ms. The spin-and-yield
+//!   lock of the previous release completed 2 operations in 3 s (worst 2.0 s) in the same setup.
 //!   Hosts have no interrupt handlers; a POSIX signal handler must not create, cancel or release
 //!   (checks are fine: they take no lock).
 //! - **Under loom**: loom's `Mutex`, which loom models as a blocking lock (a spin loop would make
@@ -88,7 +93,7 @@ mod imp {
     const SPINS: u32 = 128;
     /// The first and the longest sleep of the second phase.
     const SLEEP_MIN_US: u64 = 2;
-    const SLEEP_MAX_US: u64 = 1000;
+    const SLEEP_MAX_US: u64 = 100;
 
     impl Lock {
         pub(crate) const fn new() -> Self {
