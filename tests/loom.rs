@@ -10,6 +10,27 @@ use loom::sync::Arc;
 use loom::thread;
 use stopwire::{Arena, Callback, Clock, Error, Handle, ManualClock};
 
+/// Explores `f` as `loom::model` does (loom's builder reads `LOOM_MAX_PREEMPTIONS` and the other
+/// `LOOM_*` variables), with room for `max_branches` scheduling points per execution, and prints
+/// how many interleavings it ran: `loom model <name>: <n> interleavings` (`cargo xtask verify
+/// loom` collects these lines).
+fn explore_with(name: &str, max_branches: usize, f: impl Fn() + Sync + Send + 'static) {
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let mut b = loom::model::Builder::new();
+    b.max_branches = max_branches;
+    b.check(move || {
+        counter.fetch_add(1, SeqCst);
+        f();
+    });
+    println!("loom model {name}: {} interleavings", runs.load(SeqCst));
+}
+
+/// [`explore_with`] with loom's default bound on scheduling points per execution.
+fn explore(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    explore_with(name, loom::model::Builder::new().max_branches, f);
+}
+
 fn arena<const N: usize>() -> Arc<Arena<N>> {
     let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new(0)));
     Arc::new(Arena::with_clock(clock))
@@ -32,7 +53,7 @@ fn loom_clock_arena<const N: usize>(start: u64) -> (&'static LoomClock, Arc<Aren
 /// C10: a child created while another thread cancels the parent always ends done.
 #[test]
 fn loom_c10_create_child_vs_cancel_parent() {
-    loom::model(|| {
+    explore("loom_c10_create_child_vs_cancel_parent", || {
         let a = arena::<4>();
         let parent = a.with_cancel(Handle::BACKGROUND).unwrap();
         let a2 = a.clone();
@@ -52,7 +73,7 @@ fn loom_c10_create_child_vs_cancel_parent() {
 /// the one recorded (K3).
 #[test]
 fn loom_c3_concurrent_cancels_exactly_one_first() {
-    loom::model(|| {
+    explore("loom_c3_concurrent_cancels_exactly_one_first", || {
         let a = arena::<2>();
         let c = a.with_cancel(Handle::BACKGROUND).unwrap();
         let a2 = a.clone();
@@ -75,7 +96,7 @@ fn ran(_: usize) {
 /// and "the callback ran".
 #[test]
 fn loom_f4_stop_vs_cancel_exactly_one_wins() {
-    loom::model(|| {
+    explore("loom_f4_stop_vs_cancel_exactly_one_wins", || {
         RAN.store(0, SeqCst);
         let a = arena::<2>();
         let c = a.with_cancel(Handle::BACKGROUND).unwrap();
@@ -93,73 +114,96 @@ fn loom_f4_stop_vs_cancel_exactly_one_wins() {
     });
 }
 
-/// A2: lock-free checks with a handle that is being released while its slot is reused (a
-/// one-slot arena): they report the old context's own state or "stale", never the newcomer's.
+/// A2: lock-free reads through a handle whose slot is released and handed to newcomers while the
+/// reads run. The reads run on the spawned thread and the release and reuse on the model's main
+/// thread, so that loom's search moves each read before each of the writer's stores (a writer that
+/// loads a location before storing it would otherwise hide the race from loom's dependency
+/// tracking). A one-slot arena: the first newcomer is a value layer with the same key and another
+/// value, the second a cancelable context with a cause of its own; the stale reads report the old
+/// context's own answer or `Stale`, never a newcomer's value or cause.
 #[test]
 fn loom_a2_stale_check_never_sees_the_reused_slot() {
-    loom::model(|| {
+    explore("loom_a2_stale_check_never_sees_the_reused_slot", || {
         let a = arena::<1>();
         let old = a.with_value(Handle::BACKGROUND, 1, 10).unwrap();
         let a2 = a.clone();
-        let t = thread::spawn(move || {
-            a2.release(old).unwrap();
-            // A cancelable newcomer: it has no value for key 1 (a read of it would answer
-            // `Ok(None)`) and a cause of its own (value layers cannot be canceled, V4).
-            let new = a2.with_cancel(Handle::BACKGROUND).unwrap();
-            a2.cancel(new, 77).unwrap();
-            new
-        });
-        let v = a.value(old, 1);
-        let c = a.cause(old);
-        let new = t.join().unwrap();
+        let reader = thread::spawn(move || (a2.value(old, 1), a2.cause(old)));
+        a.release(old).unwrap();
+        let layer = a.with_value(Handle::BACKGROUND, 1, 20).unwrap();
+        a.release(layer).unwrap();
+        let new = a.with_cancel(Handle::BACKGROUND).unwrap();
+        a.cancel(new, 77).unwrap();
+        let (v, c) = reader.join().unwrap();
         assert!(matches!(v, Ok(Some(10)) | Err(Error::Stale)), "{v:?}");
         assert!(
-            matches!(c, Err(Error::NotDone) | Ok(None) | Err(Error::Stale)),
+            matches!(c, Err(Error::NotDone) | Err(Error::Stale)),
             "{c:?}"
         );
         assert_eq!(a.err(old), Err(Error::Stale));
         assert_eq!(a.cause(new).unwrap().map(|c| c.get()), Some(77));
         a.release(new).unwrap();
+        assert_eq!(a.stats().in_use, 0);
     });
 }
 
-/// A2: the done check alone, racing release and reuse: never the newcomer's Err.
+/// A2: the done check alone, racing the release of its context and the reuse of the slot by a
+/// newcomer born done with a deadline (reads on the spawned thread, as above): `Ok`, `Canceled`
+/// (by the release), or `Stale` once released; never the newcomer's `DeadlineExceeded`.
 #[test]
 fn loom_a2_stale_err_never_reads_the_newcomer() {
-    loom::model(|| {
+    explore("loom_a2_stale_err_never_reads_the_newcomer", || {
         let a = arena::<1>();
         let old = a.with_cancel(Handle::BACKGROUND).unwrap();
         let a2 = a.clone();
-        let t = thread::spawn(move || {
-            a2.release(old).unwrap();
-            // The newcomer is born done with a deadline: a different Err from the old context's.
-            a2.with_deadline_cause(Handle::BACKGROUND, 0, 5).unwrap()
-        });
-        let e = a.err(old);
-        let new = t.join().unwrap();
-        assert!(
-            matches!(e, Ok(()) | Err(Error::Canceled) | Err(Error::Stale)),
-            "{e:?}"
-        );
+        let reader = thread::spawn(move || (a2.err(old), a2.is_done(old), a2.err(old)));
+        a.release(old).unwrap();
+        let new = a.with_deadline_cause(Handle::BACKGROUND, 0, 5).unwrap();
+        let (e1, done, e2) = reader.join().unwrap();
+        for e in [e1, e2] {
+            // `Canceled`: the release cancels the context in the step that retires its handle.
+            assert!(
+                matches!(e, Ok(()) | Err(Error::Canceled) | Err(Error::Stale)),
+                "{e:?}"
+            );
+        }
+        // Never backwards: not done, then canceled, then stale (the handle never becomes valid
+        // again, and never reads the newcomer in between).
+        let rank = |e: Result<(), Error>| match e {
+            Ok(()) => 0,
+            Err(Error::Canceled) => 1,
+            _ => 2,
+        };
+        assert!(rank(e1) <= rank(e2), "{e1:?} then {e2:?}");
+        assert!(done || e1 == Ok(()), "{e1:?} then not done");
+        assert!(!done || e2 != Ok(()), "done, then {e2:?}");
+        assert_eq!(a.err(new), Err(Error::DeadlineExceeded));
         a.release(new).unwrap();
     });
 }
 
-/// A2: the cause of a settled context read while it is released and its slot freed in the same
-/// locked section (the free list is threaded through the word that holds the cause): the
-/// recorded cause or "stale", never a free-list link.
+/// A2: the cause of a canceled context read while it is released (reads on the spawned thread):
+/// the recorded cause or `Stale` once released, never a word the release wrote (the free-list
+/// link, the sibling links that share the cause's word).
 #[test]
 fn loom_a2_cause_read_during_release_never_sees_the_free_list() {
-    loom::model(|| {
-        let a = arena::<2>();
-        let old = a.with_cancel(Handle::BACKGROUND).unwrap();
-        a.cancel(old, 0).unwrap();
-        let a2 = a.clone();
-        let t = thread::spawn(move || a2.release(old).unwrap());
-        let c = a.cause(old);
-        t.join().unwrap();
-        assert!(matches!(c, Ok(None) | Err(Error::Stale)), "{c:?}");
-    });
+    explore(
+        "loom_a2_cause_read_during_release_never_sees_the_free_list",
+        || {
+            let a = arena::<3>();
+            let old = a.with_cancel(Handle::BACKGROUND).unwrap();
+            let other = a.with_cancel(Handle::BACKGROUND).unwrap();
+            a.cancel(old, 9).unwrap();
+            let a2 = a.clone();
+            let reader = thread::spawn(move || a2.cause(old));
+            a.release(other).unwrap();
+            a.release(old).unwrap();
+            let c = reader.join().unwrap();
+            assert!(
+                matches!(c, Ok(Some(n)) if n.get() == 9) || c == Err(Error::Stale),
+                "{c:?}"
+            );
+        },
+    );
 }
 
 /// C4: a deadline check (which records what it saw with a compare-and-swap) racing a cancel while
@@ -167,7 +211,7 @@ fn loom_a2_cause_read_during_release_never_sees_the_free_list() {
 /// it was first exactly when the Err ends as Canceled.
 #[test]
 fn loom_c4_deadline_check_vs_cancel_err_never_changes() {
-    loom::model(|| {
+    explore("loom_c4_deadline_check_vs_cancel_err_never_changes", || {
         let (clock, a) = loom_clock_arena::<2>(9);
         let d = a.with_deadline_cause(Handle::BACKGROUND, 10, 103).unwrap();
         let a2 = a.clone();
@@ -192,7 +236,7 @@ fn loom_c4_deadline_check_vs_cancel_err_never_changes() {
 /// reaches the deadline: the child's Err and cause, once reported, never change.
 #[test]
 fn loom_k6_child_cause_seen_by_a_check_never_changes() {
-    loom::model(|| {
+    explore("loom_k6_child_cause_seen_by_a_check_never_changes", || {
         let (clock, a) = loom_clock_arena::<3>(9);
         let owner = a.with_deadline_cause(Handle::BACKGROUND, 10, 103).unwrap();
         let child = a.with_cancel(owner).unwrap();
@@ -216,7 +260,7 @@ fn loom_k6_child_cause_seen_by_a_check_never_changes() {
 /// "stop returned true" and "the callback ran"; the owner is counted once either way.
 #[test]
 fn loom_f4_t5_stop_vs_expire() {
-    loom::model(|| {
+    explore("loom_f4_t5_stop_vs_expire", || {
         RAN2.store(0, SeqCst);
         let a = arena::<2>();
         let d = a.with_deadline_cause(Handle::BACKGROUND, 5, 0).unwrap();
@@ -241,7 +285,7 @@ fn ran2(_: usize) {
 /// slot reused is either refused as stale or born done; the newcomer in the slot is untouched.
 #[test]
 fn loom_c10_create_child_vs_release_parent_and_reuse() {
-    loom::model(|| {
+    explore("loom_c10_create_child_vs_release_parent_and_reuse", || {
         let a = arena::<2>();
         let parent = a.with_cancel(Handle::BACKGROUND).unwrap();
         let a2 = a.clone();
@@ -267,4 +311,108 @@ fn loom_c10_create_child_vs_release_parent_and_reuse() {
         }
         assert_eq!(a.stats().in_use, 0);
     });
+}
+
+/// A waker loom can see: `wake` sets a flag with a loom store.
+struct Flag(loom::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.store(true, SeqCst);
+    }
+}
+
+/// N1: the deadline driver polls (learning the earliest deadline, its waker stored) while another
+/// thread creates an earlier deadline: either the driver's poll already answers the earlier
+/// deadline, or the creation wakes the driver, so it never sleeps past a deadline. A later
+/// deadline created afterwards does not wake it.
+#[test]
+fn loom_n1_driver_poll_vs_earlier_deadline_created() {
+    explore("loom_n1_driver_poll_vs_earlier_deadline_created", || {
+        let a = arena::<4>();
+        let late = a.with_deadline_cause(Handle::BACKGROUND, 100, 1).unwrap();
+        let flag = std::sync::Arc::new(Flag(loom::sync::atomic::AtomicBool::new(false)));
+        let waker = std::task::Waker::from(flag.clone());
+        let a2 = a.clone();
+        let driver = thread::spawn(move || a2.driver_poll(&waker));
+        let early = a.with_deadline_cause(Handle::BACKGROUND, 10, 2).unwrap();
+        let sleeps_until = driver.join().unwrap();
+        let woken = flag.0.load(SeqCst);
+        match sleeps_until {
+            Some(10) => {}
+            Some(100) => assert!(woken, "N1: the driver sleeps until 100, never woken for 10"),
+            other => panic!("driver_poll answered {other:?}"),
+        }
+        // Once woken the waker is spent; after a fresh poll, a later deadline does not wake it.
+        flag.0.store(false, SeqCst);
+        let waker = std::task::Waker::from(flag.clone());
+        assert_eq!(a.driver_poll(&waker), Some(10));
+        let later = a.with_deadline_cause(Handle::BACKGROUND, 50, 3).unwrap();
+        assert!(!flag.0.load(SeqCst), "a later deadline woke the driver");
+        assert_eq!(a.expire(10), 1);
+        assert_eq!(a.err(early), Err(Error::DeadlineExceeded));
+        for h in [early, later, late] {
+            a.release(h).unwrap();
+        }
+        assert_eq!(a.stats().in_use, 0);
+    });
+}
+
+/// Children of the root in the chunked-walk model: with two units per child (detach, climb), more
+/// than one step's budget on every target (32 units on 64-bit hosts).
+const WALK_CHILDREN: usize = 18;
+
+/// C2, C10, A5 with a walk in more than one locked step: while `cancel` walks a root with
+/// [`WALK_CHILDREN`] children, another thread creates a grandchild under the child the walk
+/// reaches last, releases two children the walk reaches late (one may be the walk's paused
+/// cursor), and creates a child of the root in a freed slot. When `cancel` returns every context
+/// of the subtree that is still held reports `Canceled` (C2), including those created during the
+/// walk (C10); the audit holds, and releasing everything frees every slot (A5).
+#[test]
+fn loom_c2_c10_a5_chunked_walk_vs_release_and_reuse() {
+    explore_with(
+        "loom_c2_c10_a5_chunked_walk_vs_release_and_reuse",
+        100_000,
+        || {
+            let a = arena::<{ WALK_CHILDREN + 3 }>();
+            let root = a.with_cancel(Handle::BACKGROUND).unwrap();
+            // Children are linked at the head: the walk detaches the newest first, `kids[0]` last.
+            let kids: Vec<Handle> = (0..WALK_CHILDREN)
+                .map(|_| a.with_cancel(root).unwrap())
+                .collect();
+            let (first, second, third) = (kids[0], kids[1], kids[2]);
+            let a2 = a.clone();
+            let t = thread::spawn(move || {
+                let grandchild = a2.with_cancel(first).unwrap();
+                a2.release(third).unwrap();
+                a2.release(second).unwrap();
+                let newcomer = a2.with_cancel(root).unwrap();
+                (grandchild, newcomer)
+            });
+            assert!(a.cancel(root, 7).unwrap());
+            // C2 at return: everything still linked under the root is done.
+            for &k in &kids[3..] {
+                assert_eq!(a.err(k), Err(Error::Canceled));
+            }
+            assert_eq!(a.err(first), Err(Error::Canceled));
+            let (grandchild, newcomer) = t.join().unwrap();
+            for h in [grandchild, newcomer, first] {
+                assert_eq!(a.err(h), Err(Error::Canceled), "C10");
+                assert_eq!(a.cause(h).unwrap().map(|c| c.get()), Some(7), "K4");
+            }
+            if let Err(e) = a.audit() {
+                panic!("audit after the race: {e}");
+            }
+            a.release(grandchild).unwrap();
+            a.release(newcomer).unwrap();
+            for &k in kids.iter().filter(|&&k| k != second && k != third) {
+                a.release(k).unwrap();
+            }
+            a.release(root).unwrap();
+            assert_eq!(a.stats().in_use, 0, "A5: every slot back");
+            if let Err(e) = a.audit() {
+                panic!("audit after releasing everything: {e}");
+            }
+        },
+    );
 }

@@ -3,7 +3,8 @@
 //!
 //! | tier | what it runs | what it proves |
 //! |---|---|---|
-//! | `loom` | `tests/loom.rs` under `--cfg loom`, `LOOM_MAX_PREEMPTIONS` = [`LOOM_PREEMPTIONS`] | every interleaving (up to that many preemptions) of the modelled races keeps the rules |
+//! | `loom` | `tests/loom.rs` under `--cfg loom`, then with `--cfg stopwire_no_cas` too, `LOOM_MAX_PREEMPTIONS` = [`LOOM_PREEMPTIONS`]; prints the interleavings each model explored | every interleaving (up to that many preemptions) of the modelled races keeps the rules |
+//! | `mutants` | each of [`MUTATIONS`] applied to a copy of the package under the target directory, then the loom models | every mutation (a fence removed, an ordering weakened, a CAS made a plain store, ...) makes some model fail: the models can fail |
 //! | `miri` | lib unit tests + `tests/miri.rs` under Miri, strict provenance, then tree borrows too | no undefined behaviour on the paths they take |
 //! | `tsan` | `--lib --tests` under ThreadSanitizer (nightly, `-Zbuild-std`) | no data race in the threaded tests (stress, soak, ...) |
 //! | `model` | `tests/model.rs` with [`MODEL_OPS`] operations | engine == reference model of SPEC.md on random sequences |
@@ -34,7 +35,7 @@ const FUZZ_C_CAPACITY: &str = "40";
 /// The targets of `fuzz/Cargo.toml`.
 const FUZZ_TARGETS: [&str; 2] = ["model", "capi"];
 
-const TIERS: [&str; 6] = ["loom", "miri", "tsan", "model", "fuzz", "soak"];
+const TIERS: [&str; 7] = ["loom", "mutants", "miri", "tsan", "model", "fuzz", "soak"];
 
 /// What one tier did.
 struct Outcome {
@@ -109,11 +110,55 @@ fn last_with<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
         .find_map(|l| l.trim_start().strip_prefix(prefix))
 }
 
-fn tier_loom() -> (bool, String) {
+/// A configuration the loom models run in: the host's compare-and-swap paths, or the paths of
+/// chips without it (`--cfg stopwire_no_cas`, issue 11).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LoomCfg {
+    Cas,
+    NoCas,
+}
+
+impl LoomCfg {
+    const BOTH: &'static [LoomCfg] = &[LoomCfg::Cas, LoomCfg::NoCas];
+
+    fn name(self) -> &'static str {
+        match self {
+            LoomCfg::Cas => "cas",
+            LoomCfg::NoCas => "no-cas",
+        }
+    }
+
+    fn rustflags(self) -> &'static str {
+        match self {
+            LoomCfg::Cas => "--cfg loom",
+            LoomCfg::NoCas => "--cfg loom --cfg stopwire_no_cas",
+        }
+    }
+}
+
+/// What one run of `tests/loom.rs` reported.
+struct LoomRun {
+    /// The test binary ran (false: the build failed).
+    ran: bool,
+    passed: u64,
+    failed: Vec<String>,
+    /// `(model, interleavings)`, from the `loom model <name>: <n> interleavings` lines.
+    interleavings: Vec<(String, u64)>,
+    /// The panic of each failed model: `(model, "file:line: message")`.
+    panics: Vec<(String, String)>,
+}
+
+/// Runs the loom models of the package whose manifest is `manifest` in configuration `cfg`, one
+/// model at a time (so that each prints its own interleavings), with a target directory of its
+/// own under `target`.
+fn loom_run(manifest: &std::path::Path, target: PathBuf, cfg: LoomCfg) -> LoomRun {
+    let manifest = manifest.to_string_lossy().into_owned();
     let mut c = cmd(
         "cargo",
         &[
             "test",
+            "--manifest-path",
+            &manifest,
             "-p",
             "stopwire",
             "--release",
@@ -121,28 +166,410 @@ fn tier_loom() -> (bool, String) {
             "loom",
             "--",
             "--nocapture",
+            "--test-threads=1",
         ],
     );
-    c.env("RUSTFLAGS", "--cfg loom")
-        .env("CARGO_TARGET_DIR", target_dir("loom"))
-        .env("LOOM_MAX_PREEMPTIONS", LOOM_PREEMPTIONS)
-        .env("LOOM_LOG", "loom::model=info");
-    let (ok, lines) = run_lines(c);
-    let (passed, failed) = test_counts(&lines);
-    // loom logs `Completed in N iterations` once per model.
-    let iterations: u64 = lines
+    c.env("RUSTFLAGS", cfg.rustflags())
+        .env("CARGO_TARGET_DIR", target)
+        .env("LOOM_MAX_PREEMPTIONS", LOOM_PREEMPTIONS);
+    let (_, lines) = run_lines(c);
+    parse_loom(&lines)
+}
+
+/// Reads the output of a `tests/loom.rs` run (see [`LoomRun`]).
+fn parse_loom(lines: &[String]) -> LoomRun {
+    let (passed, failed_count) = test_counts(lines);
+    let ran = lines.iter().any(|l| l.starts_with("test result:"));
+    let interleavings = lines
         .iter()
         .filter_map(|l| {
-            let at = l.find("Completed in ")?;
-            l[at + 13..].split_whitespace().next()?.parse::<u64>().ok()
+            let rest = &l[l.find("loom model ")? + 11..];
+            let (name, n) = rest.split_once(": ")?;
+            let n = n.strip_suffix(" interleavings")?.parse().ok()?;
+            Some((name.to_string(), n))
         })
-        .sum();
+        .collect();
+    // With --nocapture, libtest names the failures in its summary: "failures:" then one
+    // indented name per line.
+    let mut failed = Vec::new();
+    if let Some(at) = lines.iter().rposition(|l| l == "failures:") {
+        failed.extend(
+            lines[at + 1..]
+                .iter()
+                .map_while(|l| l.strip_prefix("    "))
+                .map(str::to_string),
+        );
+    }
+    let mut panics = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(rest) = l.strip_prefix("thread '") else {
+            continue;
+        };
+        let Some((name, tail)) = rest.split_once('\'') else {
+            continue;
+        };
+        if !name.starts_with("loom_") || panics.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let at = tail
+            .split_once("panicked at ")
+            .map(|(_, w)| w.trim_end_matches(':'))
+            .unwrap_or("");
+        let msg = lines.get(i + 1).map(String::as_str).unwrap_or("");
+        panics.push((name.to_string(), format!("{at}: {msg}")));
+    }
+    if failed.is_empty() && failed_count > 0 {
+        failed.push(format!("{failed_count} unnamed"));
+    }
+    LoomRun {
+        ran,
+        passed,
+        failed,
+        interleavings,
+        panics,
+    }
+}
+
+fn tier_loom() -> (bool, String) {
+    let manifest = root().join("Cargo.toml");
+    let mut ok = true;
+    let mut figures = Vec::new();
+    let mut table: Vec<(String, Vec<Option<u64>>)> = Vec::new();
+    for (k, &cfg) in LoomCfg::BOTH.iter().enumerate() {
+        let r = loom_run(&manifest, target_dir(&format!("loom-{}", cfg.name())), cfg);
+        ok &= r.ran && r.failed.is_empty();
+        let total: u64 = r.interleavings.iter().map(|(_, n)| n).sum();
+        figures.push(format!(
+            "{}: {} models passed, {} failed, {total} interleavings",
+            cfg.name(),
+            r.passed,
+            r.failed.len()
+        ));
+        for (model, n) in r.interleavings {
+            let row = match table.iter_mut().position(|(m, _)| *m == model) {
+                Some(at) => &mut table[at],
+                None => {
+                    table.push((model, vec![None; LoomCfg::BOTH.len()]));
+                    table.last_mut().expect("pushed")
+                }
+            };
+            row.1[k] = Some(n);
+        }
+    }
+    println!("\ninterleavings explored per model (LOOM_MAX_PREEMPTIONS={LOOM_PREEMPTIONS}):");
+    println!("  {:<58} {:>10} {:>10}", "model", "cas", "no-cas");
+    for (model, counts) in &table {
+        let cell = |c: &Option<u64>| c.map_or("-".to_string(), |n| n.to_string());
+        println!(
+            "  {model:<58} {:>10} {:>10}",
+            cell(&counts[0]),
+            cell(&counts[1])
+        );
+    }
     (
-        ok && failed == 0,
+        ok,
         format!(
-            "{passed} models passed, {failed} failed, {iterations} interleavings explored, LOOM_MAX_PREEMPTIONS={LOOM_PREEMPTIONS}"
+            "{}; LOOM_MAX_PREEMPTIONS={LOOM_PREEMPTIONS}",
+            figures.join("; ")
         ),
     )
+}
+
+/// A small change to the engine that breaks one of its race arguments: every one must make at
+/// least one loom model fail (issue 12 item 3). `edits` are `(file, exact text, replacement)`;
+/// each text must occur exactly once in the file, so a mutation that no longer applies after an
+/// engine change is reported instead of silently testing nothing.
+struct Mutation {
+    id: &'static str,
+    what: &'static str,
+    edits: &'static [(&'static str, &'static str, &'static str)],
+    /// The configurations whose code the edits touch.
+    cfgs: &'static [LoomCfg],
+}
+
+const MUTATIONS: &[Mutation] = &[
+    Mutation {
+        id: "a",
+        what: "no release fence at the start of a locked step (run.rs ArenaView::step)",
+        edits: &[(
+            "src/engine/run.rs",
+            "            fence(Release);\n            let mut t = Tree {",
+            "            let mut t = Tree {",
+        )],
+        cfgs: LoomCfg::BOTH,
+    },
+    Mutation {
+        id: "a+",
+        what: "no release fence in a step, nor after a new generation is stored (tree.rs alloc)",
+        edits: &[
+            (
+                "src/engine/run.rs",
+                "            fence(Release);\n            let mut t = Tree {",
+                "            let mut t = Tree {",
+            ),
+            (
+                "src/engine/tree.rs",
+                "        fence(Release);\n        let in_use",
+                "        let in_use",
+            ),
+        ],
+        cfgs: LoomCfg::BOTH,
+    },
+    Mutation {
+        id: "b",
+        what: "the state load of ArenaView::err (query.rs) Relaxed instead of Acquire",
+        edits: &[(
+            "src/engine/query.rs",
+            "    pub fn err(&self, h: Handle) -> Result<(), Error> {\n        let (i, g) = self.header.packing.decode(h);\n        if let Some(slot) = self.slots.get(i) {\n            let s = slot.state.load(Acquire);",
+            "    pub fn err(&self, h: Handle) -> Result<(), Error> {\n        let (i, g) = self.header.packing.decode(h);\n        if let Some(slot) = self.slots.get(i) {\n            let s = slot.state.load(Relaxed);",
+        )],
+        cfgs: LoomCfg::BOTH,
+    },
+    Mutation {
+        id: "b+",
+        what: "the state load of every other check (query.rs ArenaView::load) Relaxed instead of Acquire",
+        edits: &[(
+            "src/engine/query.rs",
+            "        if let Some(slot) = self.slots.get(i) {\n            let s = slot.state.load(Acquire);\n            if gen_of(s) == g {",
+            "        if let Some(slot) = self.slots.get(i) {\n            let s = slot.state.load(Relaxed);\n            if gen_of(s) == g {",
+        )],
+        cfgs: LoomCfg::BOTH,
+    },
+    Mutation {
+        id: "c",
+        what: "the \"deadline seen\" CAS of record_seen (query.rs) a plain store",
+        edits: &[(
+            "src/engine/query.rs",
+            "            match slot\n                .state\n                .compare_exchange_weak(cur, cur | ERR_TRANSIENT, Acquire, Acquire)\n            {",
+            "            match {\n                slot.state.store(cur | ERR_TRANSIENT, Relaxed);\n                Ok::<State, State>(cur)\n            } {",
+        )],
+        cfgs: &[LoomCfg::Cas],
+    },
+    Mutation {
+        id: "d",
+        what: "no-CAS mark_deadline_node (walk.rs): no \"marking\" store, the step's cached clock",
+        edits: &[
+            (
+                "src/engine/walk.rs",
+                "        slot.state.store(with_err(s, ERR_TRANSIENT), Relaxed);\n",
+                "",
+            ),
+            (
+                "src/engine/walk.rs",
+                "        let t = self.arena.header.clock.now();",
+                "        let t = self.now();",
+            ),
+        ],
+        cfgs: &[LoomCfg::NoCas],
+    },
+    Mutation {
+        id: "e",
+        what: "store_err (walk.rs) a plain store instead of the CAS loop",
+        edits: &[(
+            "src/engine/walk.rs",
+            "            let mut cur = s;\n            loop {\n                match slot\n                    .state\n                    .compare_exchange(cur, with_err(cur, e), Release, Relaxed)\n                {\n                    Ok(_) => return,\n                    Err(actual) => cur = actual,\n                }\n            }",
+            "            slot.state.store(with_err(s, e), Release);\n            return;",
+        )],
+        cfgs: &[LoomCfg::Cas],
+    },
+    Mutation {
+        id: "f",
+        what: "an earlier deadline does not take the driver's waker out (deadline.rs queued)",
+        edits: &[(
+            "src/engine/deadline.rs",
+            "                self.work.driver = Some(w);",
+            "                drop(w);",
+        )],
+        cfgs: LoomCfg::BOTH,
+    },
+    Mutation {
+        id: "g",
+        what: "a paused walk does not pin its cursor (walk.rs resume_walk)",
+        edits: &[(
+            "src/engine/walk.rs",
+            "                    self.slot(w.cur).add_ref(); // I3: the cursor survives the pause\n                    w.pinned = true;",
+            "                    w.pinned = false;",
+        )],
+        cfgs: LoomCfg::BOTH,
+    },
+    Mutation {
+        id: "h",
+        what: "no acquire fence before a check re-validates the state (query.rs revalidate)",
+        edits: &[(
+            "src/engine/query.rs",
+            "        let _ = h;\n        fence(Acquire);\n        let s = slot.state.load(Relaxed);",
+            "        let _ = h;\n        let s = slot.state.load(Relaxed);",
+        )],
+        cfgs: LoomCfg::BOTH,
+    },
+];
+
+/// What the package needs to build its loom test (copied into the mutation tree).
+const PACKAGE_PARTS: [&str; 8] = [
+    "Cargo.toml",
+    "Cargo.lock",
+    "src",
+    "tests",
+    "benches",
+    "examples",
+    "docs",
+    "README.md",
+];
+
+/// Copies the package into `tree` (a workspace of its own: the others members are left out).
+fn copy_package(tree: &std::path::Path) -> Result {
+    if tree.exists() {
+        std::fs::remove_dir_all(tree).map_err(|e| format!("{}: {e}", tree.display()))?;
+    }
+    std::fs::create_dir_all(tree).map_err(|e| format!("{}: {e}", tree.display()))?;
+    for part in PACKAGE_PARTS {
+        let from = root().join(part);
+        if !from.exists() {
+            continue;
+        }
+        run(cmd(
+            "cp",
+            &["-R", &from.to_string_lossy(), &tree.to_string_lossy()],
+        ))?;
+    }
+    let manifest = tree.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| format!("{e}"))?;
+    let members = "members = [\"ffi\", \"xtask\", \"tower\"]";
+    if !text.contains(members) {
+        return Err(format!(
+            "Cargo.toml: `{members}` not found (update PACKAGE_PARTS and copy_package)"
+        ));
+    }
+    std::fs::write(&manifest, text.replace(members, "members = []"))
+        .map_err(|e| format!("{}: {e}", manifest.display()))
+}
+
+/// Applies `m` to the pristine sources in `tree` (`pristine`: path and original text of every
+/// file a mutation edits). Errors name an edit whose text is not found exactly once.
+fn apply(tree: &std::path::Path, m: &Mutation, pristine: &[(String, String)]) -> Result {
+    for (file, text) in pristine {
+        std::fs::write(tree.join(file), text).map_err(|e| format!("{file}: {e}"))?;
+    }
+    for (file, find, replace) in m.edits {
+        let path = tree.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{file}: {e}"))?;
+        let n = text.matches(find).count();
+        if n != 1 {
+            return Err(format!(
+                "mutation ({}): its text occurs {n} times in {file}",
+                m.id
+            ));
+        }
+        std::fs::write(&path, text.replacen(find, replace, 1))
+            .map_err(|e| format!("{file}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The `mutants` tier: each mutation of [`MUTATIONS`] applied to a copy of the package in the
+/// target directory (never to `src/` itself), the loom models run on it in the configurations it
+/// touches; one line per mutation naming the models that caught it. A mutation no model catches
+/// fails the tier.
+fn tier_mutants() -> (bool, String) {
+    match mutants() {
+        Ok(r) => r,
+        Err(e) => (false, e),
+    }
+}
+
+fn mutants() -> Result<(bool, String)> {
+    let base = target_dir("mutants");
+    let tree = base.join("tree");
+    copy_package(&tree)?;
+    let manifest = tree.join("Cargo.toml");
+    let mut files: Vec<&str> = MUTATIONS
+        .iter()
+        .flat_map(|m| m.edits.iter().map(|e| e.0))
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    let pristine: Vec<(String, String)> = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(tree.join(f))
+                .map(|t| (f.to_string(), t))
+                .map_err(|e| format!("{f}: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    // The unmutated copy first: every model must pass there, or a failure says nothing.
+    for &cfg in LoomCfg::BOTH {
+        let r = loom_run(&manifest, base.join(cfg.name()), cfg);
+        if !r.ran || !r.failed.is_empty() {
+            return Err(format!(
+                "the unmutated copy fails in {} ({:?}): fix that first",
+                cfg.name(),
+                r.failed
+            ));
+        }
+    }
+    let mut lines = Vec::new();
+    let mut uncaught = Vec::new();
+    for m in MUTATIONS {
+        apply(&tree, m, &pristine)?;
+        let mut caught = Vec::new();
+        let mut notes = Vec::new();
+        for &cfg in m.cfgs {
+            let r = loom_run(&manifest, base.join(cfg.name()), cfg);
+            if !r.ran {
+                notes.push(format!("does not build in {}", cfg.name()));
+                continue;
+            }
+            for f in &r.failed {
+                let why = r
+                    .panics
+                    .iter()
+                    .find(|(n, _)| n == f)
+                    .map(|(_, w)| w.as_str())
+                    .unwrap_or("");
+                caught.push(format!("{f} [{}] ({why})", cfg.name()));
+            }
+        }
+        let cfgs: Vec<&str> = m.cfgs.iter().map(|c| c.name()).collect();
+        let line = if caught.is_empty() {
+            uncaught.push(m.id);
+            format!(
+                "({}) {}: NOT CAUGHT in {}{}",
+                m.id,
+                m.what,
+                cfgs.join(", "),
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", notes.join("; "))
+                }
+            )
+        } else {
+            format!("({}) {}: caught by {}", m.id, m.what, caught.join(", "))
+        };
+        println!("mutation {line}");
+        lines.push(line);
+    }
+    // Leave the copy unmutated.
+    for (file, text) in &pristine {
+        std::fs::write(tree.join(file), text).map_err(|e| format!("{file}: {e}"))?;
+    }
+    println!("\nmutation check (loom models, LOOM_MAX_PREEMPTIONS={LOOM_PREEMPTIONS}):");
+    for l in &lines {
+        println!("  {l}");
+    }
+    Ok((
+        uncaught.is_empty(),
+        format!(
+            "{} mutations, {} caught{}",
+            MUTATIONS.len(),
+            MUTATIONS.len() - uncaught.len(),
+            if uncaught.is_empty() {
+                String::new()
+            } else {
+                format!(", not caught: {}", uncaught.join(" "))
+            }
+        ),
+    ))
 }
 
 fn tier_miri() -> (bool, String) {
@@ -383,6 +810,7 @@ pub(crate) fn verify(args: &[String]) -> Result<Counts> {
         let t = Instant::now();
         let (ok, figures) = match tier {
             "loom" => tier_loom(),
+            "mutants" => tier_mutants(),
             "miri" => tier_miri(),
             "tsan" => tier_tsan(),
             "model" => tier_model(),
