@@ -416,3 +416,88 @@ fn loom_c2_c10_a5_chunked_walk_vs_release_and_reuse() {
         },
     );
 }
+
+/// The waiting layer's models: they need [`stopwire::Done`] under loom (feature `async`; see the
+/// `waiters` tier of `cargo xtask verify` for the state of that).
+#[cfg(feature = "async")]
+mod waiting {
+    use super::*;
+    use core::future::Future;
+    use core::pin::pin;
+    use core::task::{Context, Poll};
+
+    fn flag() -> (std::sync::Arc<Flag>, std::task::Waker) {
+        let f = std::sync::Arc::new(Flag(loom::sync::atomic::AtomicBool::new(false)));
+        let w = std::task::Waker::from(f.clone());
+        (f, w)
+    }
+
+    /// N4 (wait vs cancel, no lost wakeup): a future polls for a context while another thread
+    /// cancels it. Either the poll sees it done, or it registers in time and the cancel wakes it;
+    /// the next poll is then ready. Never `Pending` with no wake-up coming.
+    #[test]
+    fn loom_n4_wait_vs_cancel_no_lost_wakeup() {
+        explore("loom_n4_wait_vs_cancel_no_lost_wakeup", || {
+            let a = arena::<2>();
+            let c = a.with_cancel(Handle::BACKGROUND).unwrap();
+            let a2 = a.clone();
+            let t = thread::spawn(move || a2.cancel(c, 3).unwrap());
+            let (woken, waker) = flag();
+            let mut cx = Context::from_waker(&waker);
+            {
+                let ctx = a.ctx(c);
+                let mut done = pin!(ctx.done());
+                let first = done.as_mut().poll(&mut cx);
+                assert!(t.join().unwrap());
+                match first {
+                    Poll::Ready(why) => assert_eq!(why, Error::Canceled),
+                    Poll::Pending => {
+                        assert!(
+                            woken.0.load(SeqCst),
+                            "N4: pending, and the cancel woke no one"
+                        );
+                        assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(Error::Canceled));
+                    }
+                }
+            }
+            a.release(c).unwrap();
+            assert_eq!(a.stats().in_use, 0);
+        });
+    }
+
+    /// N5 (a waiter leaving vs a walk taking it out): two futures wait on one context; one is
+    /// dropped while another thread cancels it. The one that stays is woken; the list the walk
+    /// and the drop both edit stays whole (the audit), and nothing is left linked.
+    #[test]
+    fn loom_n5_waiter_drop_vs_walk_taking_it_out() {
+        explore("loom_n5_waiter_drop_vs_walk_taking_it_out", || {
+            let a = arena::<2>();
+            let c = a.with_cancel(Handle::BACKGROUND).unwrap();
+            let (woken_stay, waker_stay) = flag();
+            let (_, waker_leave) = flag();
+            {
+                let ctx = a.ctx(c);
+                let mut stay = pin!(ctx.done());
+                let mut leave = Box::pin(ctx.done());
+                let mut cx = Context::from_waker(&waker_stay);
+                assert_eq!(stay.as_mut().poll(&mut cx), Poll::Pending);
+                let mut cx_leave = Context::from_waker(&waker_leave);
+                assert_eq!(leave.as_mut().poll(&mut cx_leave), Poll::Pending);
+                let a2 = a.clone();
+                let t = thread::spawn(move || a2.cancel(c, 4).unwrap());
+                drop(leave);
+                assert!(t.join().unwrap());
+                assert!(
+                    woken_stay.0.load(SeqCst),
+                    "N4: the waiter that stayed was not woken"
+                );
+                assert_eq!(stay.as_mut().poll(&mut cx), Poll::Ready(Error::Canceled));
+            }
+            if let Err(e) = a.audit() {
+                panic!("audit after the race: {e}");
+            }
+            a.release(c).unwrap();
+            assert_eq!(a.stats().in_use, 0);
+        });
+    }
+}
