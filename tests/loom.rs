@@ -206,6 +206,36 @@ fn loom_a2_cause_read_during_release_never_sees_the_free_list() {
     );
 }
 
+/// A2 and V2: a handle handed to another thread with no synchronization of its own (a `Relaxed`
+/// store and load, as through a plain shared word): the checks' `Acquire` load of the state word
+/// is what makes the context's fields visible with it. The reader gets the new context's value or
+/// `Stale` (it may still see the slot's previous state), never the previous occupant's value.
+#[test]
+fn loom_a2_v2_handle_passed_without_sync_never_reads_the_old_occupant() {
+    explore(
+        "loom_a2_v2_handle_passed_without_sync_never_reads_the_old_occupant",
+        || {
+            let a = arena::<1>();
+            let before = a.with_value(Handle::BACKGROUND, 1, 5).unwrap();
+            a.release(before).unwrap();
+            let mailbox = Arc::new(AtomicU64::new(0));
+            let (a2, m2) = (a.clone(), mailbox.clone());
+            let reader = thread::spawn(move || {
+                let raw = m2.load(std::sync::atomic::Ordering::Relaxed);
+                (raw != 0).then(|| a2.value(Handle::from_raw(raw), 1))
+            });
+            let h = a.with_value(Handle::BACKGROUND, 1, 10).unwrap();
+            mailbox.store(h.to_raw(), std::sync::atomic::Ordering::Relaxed);
+            let got = reader.join().unwrap();
+            assert!(
+                matches!(got, None | Some(Ok(Some(10))) | Some(Err(Error::Stale))),
+                "{got:?}"
+            );
+            a.release(h).unwrap();
+        },
+    );
+}
+
 /// C4: a deadline check (which records what it saw with a compare-and-swap) racing a cancel while
 /// the clock reaches the deadline: the Err a check reported is never changed, and cancel is told
 /// it was first exactly when the Err ends as Canceled.
