@@ -39,7 +39,11 @@ fn n1_an_after_func_and_a_waiter_run_at_a_deadline_on_the_real_clock_with_no_exp
     let ctx = ARENA.background().with_timeout(20_000).unwrap(); // 20 ms
     let reg = ctx.after_func(fired, 1).unwrap();
     assert_eq!(ctx.wait(), Error::DeadlineExceeded, "the driver expired it");
-    assert_eq!(rx.recv().unwrap(), 1, "the callback ran in the driver thread");
+    assert_eq!(
+        rx.recv().unwrap(),
+        1,
+        "the callback ran in the driver thread"
+    );
     assert!(!reg.stop());
     *FIRED.lock().unwrap() = None;
 }
