@@ -1,6 +1,18 @@
-//! loom models of the races of the design (run with `RUSTFLAGS="--cfg loom"`; see
-//! `cargo xtask test`). Each model names the SPEC rule it guards and stays small enough to finish
-//! in seconds with `LOOM_MAX_PREEMPTIONS=2`.
+//! loom models of the races of the design (run with `RUSTFLAGS="--cfg loom"`, and again with
+//! `--cfg stopwire_no_cas` for the paths of chips without compare-and-swap; see `cargo xtask
+//! test`). Each model names the SPEC rule it guards and stays small enough to finish in seconds
+//! with `LOOM_MAX_PREEMPTIONS=2`, and prints how many interleavings it explored (`cargo xtask
+//! verify loom` tabulates them).
+//!
+//! A model explores a race only if loom sees the racing accesses as dependent. loom 0.7 records the
+//! last access of each location: a thread that loads a location before storing it (as every
+//! locked step does) hides an earlier load of another thread from it, and the model then runs a
+//! single interleaving. So the lock-free readers run on a spawned thread while the model's main
+//! thread makes the changes they race with. `cargo xtask verify mutants` checks that the models can
+//! fail: each of its mutations of the engine must make one fail.
+//!
+//! The waiting models (N4, N5, module `waiting`) poll [`stopwire::Done`] futures and need feature
+//! `async` with the futures built under loom.
 #![cfg(loom)]
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

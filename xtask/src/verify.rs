@@ -265,6 +265,35 @@ fn waiting_needs_patch(tree: &std::path::Path) -> bool {
     std::fs::read_to_string(tree.join(file)).is_ok_and(|t| t.contains(find))
 }
 
+/// Interleavings per model, one column per [`LoomCfg::BOTH`] entry.
+type Table = Vec<(String, Vec<Option<u64>>)>;
+
+fn add_to_table(table: &mut Table, column: usize, runs: Vec<(String, u64)>) {
+    for (model, n) in runs {
+        let at = match table.iter().position(|(m, _)| *m == model) {
+            Some(at) => at,
+            None => {
+                table.push((model, vec![None; LoomCfg::BOTH.len()]));
+                table.len() - 1
+            }
+        };
+        table[at].1[column] = Some(n);
+    }
+}
+
+fn print_table(what: &str, table: &Table) {
+    println!("\ninterleavings explored per model{what} (LOOM_MAX_PREEMPTIONS={LOOM_PREEMPTIONS}):");
+    println!("  {:<70} {:>8} {:>8}", "model", "cas", "no-cas");
+    for (model, counts) in table {
+        let cell = |c: &Option<u64>| c.map_or("-".to_string(), |n| n.to_string());
+        println!(
+            "  {model:<70} {:>8} {:>8}",
+            cell(&counts[0]),
+            cell(&counts[1])
+        );
+    }
+}
+
 fn tier_loom() -> (bool, String) {
     let manifest = root().join("Cargo.toml");
     let waiting = !waiting_needs_patch(&root());
@@ -276,7 +305,7 @@ fn tier_loom() -> (bool, String) {
     }
     let mut ok = true;
     let mut figures = Vec::new();
-    let mut table: Vec<(String, Vec<Option<u64>>)> = Vec::new();
+    let mut table = Vec::new();
     for (k, &cfg) in LoomCfg::BOTH.iter().enumerate() {
         let r = loom_run(
             &manifest,
@@ -292,27 +321,9 @@ fn tier_loom() -> (bool, String) {
             r.passed,
             r.failed.len()
         ));
-        for (model, n) in r.interleavings {
-            let row = match table.iter_mut().position(|(m, _)| *m == model) {
-                Some(at) => &mut table[at],
-                None => {
-                    table.push((model, vec![None; LoomCfg::BOTH.len()]));
-                    table.last_mut().expect("pushed")
-                }
-            };
-            row.1[k] = Some(n);
-        }
+        add_to_table(&mut table, k, r.interleavings);
     }
-    println!("\ninterleavings explored per model (LOOM_MAX_PREEMPTIONS={LOOM_PREEMPTIONS}):");
-    println!("  {:<58} {:>10} {:>10}", "model", "cas", "no-cas");
-    for (model, counts) in &table {
-        let cell = |c: &Option<u64>| c.map_or("-".to_string(), |n| n.to_string());
-        println!(
-            "  {model:<58} {:>10} {:>10}",
-            cell(&counts[0]),
-            cell(&counts[1])
-        );
-    }
+    print_table("", &table);
     (
         ok,
         format!(
@@ -337,6 +348,10 @@ struct Mutation {
     edits: &'static [(&'static str, &'static str, &'static str)],
     /// The configurations whose code the edits touch.
     cfgs: &'static [LoomCfg],
+    /// Why no model can catch it, for a mutation that changes nothing a rule can observe (an
+    /// equivalent mutant): it is still run, and reported as surviving rather than failing the
+    /// tier; a model that catches it after all is reported too.
+    equivalent: Option<&'static str>,
 }
 
 const MUTATIONS: &[Mutation] = &[
@@ -349,6 +364,12 @@ const MUTATIONS: &[Mutation] = &[
             "            let mut t = Tree {",
         )],
         cfgs: LoomCfg::BOTH,
+        equivalent: Some(
+            "alloc (tree.rs) stores the new generation, then issues a release fence, before it \
+             writes any field of the newcomer; every other field a lock-free read uses (the \
+             cause, once settled) is written before a Release store of the state the read must \
+             see first; (a+) removes both fences",
+        ),
     },
     Mutation {
         id: "a+",
@@ -366,6 +387,7 @@ const MUTATIONS: &[Mutation] = &[
             ),
         ],
         cfgs: LoomCfg::BOTH,
+        equivalent: None,
     },
     Mutation {
         id: "b",
@@ -376,6 +398,11 @@ const MUTATIONS: &[Mutation] = &[
             "    pub fn err(&self, h: Handle) -> Result<(), Error> {\n        let (i, g) = self.header.packing.decode(h);\n        if let Some(slot) = self.slots.get(i) {\n            let s = slot.state.load(Relaxed);",
         )],
         cfgs: LoomCfg::BOTH,
+        equivalent: Some(
+            "the fast path answers only `Ok(())` (not done) and reads nothing after the load; \
+             every other answer goes through ArenaView::load, whose own Acquire load reads the \
+             same or a newer state ((b+) weakens that one)",
+        ),
     },
     Mutation {
         id: "b+",
@@ -386,6 +413,7 @@ const MUTATIONS: &[Mutation] = &[
             "        if let Some(slot) = self.slots.get(i) {\n            let s = slot.state.load(Relaxed);\n            if gen_of(s) == g {",
         )],
         cfgs: LoomCfg::BOTH,
+        equivalent: None,
     },
     Mutation {
         id: "c",
@@ -396,6 +424,7 @@ const MUTATIONS: &[Mutation] = &[
             "            match {\n                slot.state.store(cur | ERR_TRANSIENT, Relaxed);\n                Ok::<State, State>(cur)\n            } {",
         )],
         cfgs: &[LoomCfg::Cas],
+        equivalent: None,
     },
     Mutation {
         id: "d",
@@ -413,6 +442,7 @@ const MUTATIONS: &[Mutation] = &[
             ),
         ],
         cfgs: &[LoomCfg::NoCas],
+        equivalent: None,
     },
     Mutation {
         id: "e",
@@ -423,6 +453,7 @@ const MUTATIONS: &[Mutation] = &[
             "            slot.state.store(with_err(s, e), Release);\n            return;",
         )],
         cfgs: &[LoomCfg::Cas],
+        equivalent: None,
     },
     Mutation {
         id: "f",
@@ -433,6 +464,7 @@ const MUTATIONS: &[Mutation] = &[
             "                drop(w);",
         )],
         cfgs: LoomCfg::BOTH,
+        equivalent: None,
     },
     Mutation {
         id: "g",
@@ -443,6 +475,7 @@ const MUTATIONS: &[Mutation] = &[
             "                    w.pinned = false;",
         )],
         cfgs: LoomCfg::BOTH,
+        equivalent: None,
     },
     Mutation {
         id: "i",
@@ -453,6 +486,7 @@ const MUTATIONS: &[Mutation] = &[
             "        let early = self.err(h).err();\n        self.run(None, |t| {\n            let reason = early;",
         )],
         cfgs: &[LoomCfg::Cas],
+        equivalent: None,
     },
     Mutation {
         id: "j",
@@ -463,6 +497,7 @@ const MUTATIONS: &[Mutation] = &[
             "                if let Some(t) = list.pop().filter(|_| false) {",
         )],
         cfgs: &[LoomCfg::Cas],
+        equivalent: None,
     },
     Mutation {
         id: "h",
@@ -473,6 +508,7 @@ const MUTATIONS: &[Mutation] = &[
             "        let _ = h;\n        let s = slot.state.load(Relaxed);",
         )],
         cfgs: LoomCfg::BOTH,
+        equivalent: None,
     },
 ];
 
@@ -548,7 +584,7 @@ fn apply(tree: &std::path::Path, m: &Mutation, pristine: &[(String, String)]) ->
 /// The `mutants` tier: each mutation of [`MUTATIONS`] applied to a copy of the package in the
 /// target directory (never to `src/` itself), the loom models run on it in the configurations it
 /// touches; one line per mutation naming the models that caught it. A mutation no model catches
-/// fails the tier.
+/// fails the tier, unless it is marked equivalent (with the argument) in [`MUTATIONS`].
 fn tier_mutants() -> (bool, String) {
     match mutants() {
         Ok(r) => r,
@@ -576,7 +612,8 @@ fn mutants() -> Result<(bool, String)> {
         })
         .collect::<Result<_>>()?;
     // The unmutated copy first: every model must pass there, or a failure says nothing.
-    for &cfg in LoomCfg::BOTH {
+    let mut table = Vec::new();
+    for (k, &cfg) in LoomCfg::BOTH.iter().enumerate() {
         let r = loom_run(&manifest, base.join(cfg.name()), cfg, true);
         if !r.ran || !r.failed.is_empty() {
             return Err(format!(
@@ -585,9 +622,12 @@ fn mutants() -> Result<(bool, String)> {
                 r.failed
             ));
         }
+        add_to_table(&mut table, k, r.interleavings);
     }
+    print_table(" on the unmutated copy (waiting models included)", &table);
     let mut lines = Vec::new();
     let mut uncaught = Vec::new();
+    let mut survivors = Vec::new();
     for m in MUTATIONS {
         apply(&tree, m, &pristine)?;
         let mut caught = Vec::new();
@@ -609,19 +649,32 @@ fn mutants() -> Result<(bool, String)> {
             }
         }
         let cfgs: Vec<&str> = m.cfgs.iter().map(|c| c.name()).collect();
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        };
         let line = if caught.is_empty() {
-            uncaught.push(m.id);
-            format!(
-                "({}) {}: NOT CAUGHT in {}{}",
-                m.id,
-                m.what,
-                cfgs.join(", "),
-                if notes.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", notes.join("; "))
+            match m.equivalent {
+                Some(why) if notes.is_empty() => {
+                    survivors.push(m.id);
+                    format!(
+                        "({}) {}: survives in {} (equivalent: {why})",
+                        m.id,
+                        m.what,
+                        cfgs.join(", ")
+                    )
                 }
-            )
+                _ => {
+                    uncaught.push(m.id);
+                    format!(
+                        "({}) {}: NOT CAUGHT in {}{notes}",
+                        m.id,
+                        m.what,
+                        cfgs.join(", ")
+                    )
+                }
+            }
         } else {
             format!("({}) {}: caught by {}", m.id, m.what, caught.join(", "))
         };
@@ -639,13 +692,18 @@ fn mutants() -> Result<(bool, String)> {
     Ok((
         uncaught.is_empty(),
         format!(
-            "{} mutations, {} caught{}",
+            "{} mutations, {} caught{}{}",
             MUTATIONS.len(),
-            MUTATIONS.len() - uncaught.len(),
+            MUTATIONS.len() - uncaught.len() - survivors.len(),
+            if survivors.is_empty() {
+                String::new()
+            } else {
+                format!(", equivalent (survive): {}", survivors.join(" "))
+            },
             if uncaught.is_empty() {
                 String::new()
             } else {
-                format!(", not caught: {}", uncaught.join(" "))
+                format!(", NOT CAUGHT: {}", uncaught.join(" "))
             }
         ),
     ))
