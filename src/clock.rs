@@ -103,7 +103,7 @@ impl Clock for FnClock {
 /// The host's monotonic clock at 1 MHz: microseconds since the first reading in this process.
 ///
 /// It reads `std::time::Instant` (a vDSO call, about 20 ns on the reference machine). Creating a
-/// timeout reads it; checks do not once the host driver serves the arena ([`crate::engine::query`]).
+/// timeout reads it; checks do not once the host driver serves the arena (see the module docs of the engine's `query`).
 #[cfg(feature = "std")]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdClock;
