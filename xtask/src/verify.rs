@@ -227,7 +227,7 @@ fn parse_loom(lines: &[String]) -> LoomRun {
     }
 }
 
-/// The change to `src/` that lets the waiting layer's futures ([`stopwire::Done`]) build under
+/// The change to `src/` that lets the waiting layer's futures (`stopwire::Done`) build under
 /// loom, so that `tests/loom.rs` models N4 and N5 through them (the blocking waits park std
 /// threads, which loom cannot schedule; the embassy driver needs embassy-time). Until `src/` has
 /// it, the `mutants` tier applies it to its copy, and the `loom` tier leaves those models out.
