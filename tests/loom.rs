@@ -11,7 +11,7 @@
 //! thread makes the changes they race with. `cargo xtask verify mutants` checks that the models can
 //! fail: each of its mutations of the engine must make one fail.
 //!
-//! The waiting models (N4, N5, module `waiting`) poll [`stopwire::Done`] futures and need feature
+//! The waiting models (N4, N5, N6, module `waiting`) poll [`stopwire::Done`] futures and need feature
 //! `async` with the futures built under loom.
 #![cfg(loom)]
 
@@ -406,8 +406,8 @@ const WALK_CHILDREN: usize = 18;
 
 /// C2, C10, A5 with a walk in more than one locked step: while `cancel` walks a root with
 /// [`WALK_CHILDREN`] children, another thread creates a grandchild under the child the walk
-/// reaches last, releases two children the walk reaches late (one may be the walk's paused
-/// cursor), and creates a child of the root in a freed slot. When `cancel` returns every context
+/// reaches last, cancels a child with a cause of its own, releases two children the walk reaches
+/// late (one may be the walk's paused cursor), and creates a child of the root in a freed slot. When `cancel` returns every context
 /// of the subtree that is still held reports `Canceled` (C2), including those created during the
 /// walk (C10); the audit holds, and releasing everything frees every slot (A5).
 #[test]
@@ -422,10 +422,11 @@ fn loom_c2_c10_a5_chunked_walk_vs_release_and_reuse() {
             let kids: Vec<Handle> = (0..WALK_CHILDREN)
                 .map(|_| a.with_cancel(root).unwrap())
                 .collect();
-            let (first, second, third) = (kids[0], kids[1], kids[2]);
+            let (first, second, third, fourth) = (kids[0], kids[1], kids[2], kids[3]);
             let a2 = a.clone();
             let t = thread::spawn(move || {
                 let grandchild = a2.with_cancel(first).unwrap();
+                a2.cancel(fourth, 8).unwrap();
                 a2.release(third).unwrap();
                 a2.release(second).unwrap();
                 let newcomer = a2.with_cancel(root).unwrap();
@@ -436,6 +437,9 @@ fn loom_c2_c10_a5_chunked_walk_vs_release_and_reuse() {
             for &k in &kids[3..] {
                 assert_eq!(a.err(k), Err(Error::Canceled));
             }
+            // Canceled by whichever walk reached it first, with that walk's cause (C3, K4).
+            let c = a.cause(fourth).unwrap().map(|c| c.get());
+            assert!(matches!(c, Some(7) | Some(8)), "{c:?}");
             assert_eq!(a.err(first), Err(Error::Canceled));
             let (grandchild, newcomer) = t.join().unwrap();
             for h in [grandchild, newcomer, first] {
@@ -539,6 +543,35 @@ mod waiting {
                 panic!("audit after the race: {e}");
             }
             a.release(c).unwrap();
+            assert_eq!(a.stats().in_use, 0);
+        });
+    }
+
+    /// N6 with V4: a future waits on a value layer (which no cancel walk ever reaches from above
+    /// while its parent lives) while another thread releases the layer: the release wakes it, and
+    /// its next poll is ready with `Stale` (A4).
+    #[test]
+    fn loom_n6_waiter_on_value_layer_vs_release() {
+        explore("loom_n6_waiter_on_value_layer_vs_release", || {
+            let a = arena::<2>();
+            let layer = a.with_value(Handle::BACKGROUND, 1, 1).unwrap();
+            let a2 = a.clone();
+            let t = thread::spawn(move || a2.release(layer).unwrap());
+            let (woken, waker) = flag();
+            let mut cx = Context::from_waker(&waker);
+            {
+                let ctx = a.ctx(layer);
+                let mut done = pin!(ctx.done());
+                let first = done.as_mut().poll(&mut cx);
+                t.join().unwrap();
+                match first {
+                    Poll::Ready(why) => assert_eq!(why, Error::Stale),
+                    Poll::Pending => {
+                        assert!(woken.0.load(SeqCst), "N6: the release woke no one");
+                        assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(Error::Stale));
+                    }
+                }
+            }
             assert_eq!(a.stats().in_use, 0);
         });
     }

@@ -299,7 +299,7 @@ fn tier_loom() -> (bool, String) {
     let waiting = !waiting_needs_patch(&root());
     if !waiting {
         println!(
-            "note: the waiting models (N4, N5) are left out: src/ keeps `Done` out of loom builds \
+            "note: the waiting models (N4, N5, N6) are left out: src/ keeps `Done` out of loom builds \
              (the mutants tier runs them on a copy with WAITING_UNDER_LOOM applied)"
         );
     }
@@ -332,7 +332,7 @@ fn tier_loom() -> (bool, String) {
             if waiting {
                 ""
             } else {
-                "; waiting models (N4, N5) not built"
+                "; waiting models (N4, N5, N6) not built"
             }
         ),
     )
@@ -495,6 +495,17 @@ const MUTATIONS: &[Mutation] = &[
             "src/engine/walk.rs",
             "                if let Some(t) = list.pop() {",
             "                if let Some(t) = list.pop().filter(|_| false) {",
+        )],
+        cfgs: &[LoomCfg::Cas],
+        equivalent: None,
+    },
+    Mutation {
+        id: "k",
+        what: "a release that cancels nothing (value layer, detached) leaves its waiters linked (walk.rs start_walk)",
+        edits: &[(
+            "src/engine/walk.rs",
+            "            drain: true,\n            descend,",
+            "            drain: descend,\n            descend,",
         )],
         cfgs: &[LoomCfg::Cas],
         equivalent: None,
