@@ -11,8 +11,9 @@
 //! thread makes the changes they race with. `cargo xtask verify mutants` checks that the models can
 //! fail: each of its mutations of the engine must make one fail.
 //!
-//! The waiting models (N4, N5, N6, module `waiting`) poll [`stopwire::Done`] futures and need feature
-//! `async` with the futures built under loom.
+//! The waiting models (N4, N5, N6, module `waiting`) poll [`stopwire::Done`] futures: they need
+//! feature `async` and the futures built under loom (see `WAITING_UNDER_LOOM` in
+//! `xtask/src/verify.rs`).
 #![cfg(loom)]
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
