@@ -60,7 +60,8 @@ tasks:
   c-firmware  the C-only firmware (CMake, arm-none-eabi-gcc, libstopwire.a) on QEMU for
           thumbv6m, thumbv7m, thumbv7em-hf and thumbv8m.main, both critical-section features
   package  rustdoc of the workspace (-D warnings), the docs.rs build, cargo package of both crates
-  verify [TIER...]  verification in depth, one summary line per tier: loom, miri (strict
+  verify [TIER...]  verification in depth, one summary line per tier: loom (interleavings per
+          model), mutants (each engine mutation caught by a loom model), miri (strict
           provenance, tree borrows), tsan, model (3*10^6 operations), fuzz (1 min per
           target), soak (60 s); names of tiers run only those
   fuzz [--minutes N]  the libFuzzer targets of fuzz/ (model, capi), N minutes each (default 1)";
