@@ -292,8 +292,12 @@ fn loom_k6_child_cause_seen_by_a_check_never_changes() {
         if let Err(e) = a.audit() {
             panic!("audit after the race: {e} (seen {seen:?} {seen_cause:?})");
         }
-        assert_eq!(a.err(child), seen);
-        assert_eq!(a.cause(child), seen_cause);
+        assert_eq!(a.err(child), seen, "C4: the Err a check reported changed");
+        assert_eq!(
+            a.cause(child),
+            seen_cause,
+            "K6: the cause a check reported (right) is not the one recorded (left)"
+        );
         a.release(child).unwrap();
         a.release(owner).unwrap();
     });

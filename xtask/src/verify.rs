@@ -4,7 +4,7 @@
 //! | tier | what it runs | what it proves |
 //! |---|---|---|
 //! | `loom` | `tests/loom.rs` under `--cfg loom`, then with `--cfg stopwire_no_cas` too, `LOOM_MAX_PREEMPTIONS` = [`LOOM_PREEMPTIONS`]; prints the interleavings each model explored | every interleaving (up to that many preemptions) of the modelled races keeps the rules |
-//! | `mutants` | each of [`MUTATIONS`] applied to a copy of the package under the target directory, then the loom models | every mutation (a fence removed, an ordering weakened, a CAS made a plain store, ...) makes some model fail: the models can fail |
+//! | `mutants` | each of [`MUTATIONS`] applied to a copy of the package under the target directory, then the loom models (`LOOM_MAX_PREEMPTIONS` = [`MUTANTS_PREEMPTIONS`]) | every mutation (a fence removed, an ordering weakened, a CAS made a plain store, ...) makes some model fail: the models can fail |
 //! | `miri` | lib unit tests + `tests/miri.rs` under Miri, strict provenance, then tree borrows too | no undefined behaviour on the paths they take |
 //! | `tsan` | `--lib --tests` under ThreadSanitizer (nightly, `-Zbuild-std`) | no data race in the threaded tests (stress, soak, ...) |
 //! | `model` | `tests/model.rs` with [`MODEL_OPS`] operations | engine == reference model of SPEC.md on random sequences |
@@ -23,7 +23,12 @@ use std::time::Instant;
 use crate::util::{cmd, ensure_nightly, have, root, run, Counts, Result};
 
 /// Preemption bound of the loom tier (loom's own default is unbounded, too slow to finish).
-pub(crate) const LOOM_PREEMPTIONS: &str = "2";
+/// `cargo xtask test` runs the models with 2; 4 explores about four times as many
+/// interleavings (every model in about 3.5 s per configuration), and 3 is the least that finds
+/// the torn cause read of K6 (a check reading the cause after a `Relaxed` re-validation).
+pub(crate) const LOOM_PREEMPTIONS: &str = "4";
+/// Preemption bound of the mutants tier: every mutation it lists is caught with this one.
+const MUTANTS_PREEMPTIONS: &str = "2";
 /// Operations of the model tier (`cargo xtask test` runs 10^5).
 pub(crate) const MODEL_OPS: &str = "3000000";
 /// Minutes per fuzz target in the verify tier.
@@ -151,7 +156,13 @@ struct LoomRun {
 /// Runs the loom models of the package whose manifest is `manifest` in configuration `cfg`, one
 /// model at a time (so that each prints its own interleavings), with a target directory of its
 /// own under `target`; with `waiting`, feature `async` too (the waiting layer's models).
-fn loom_run(manifest: &std::path::Path, target: PathBuf, cfg: LoomCfg, waiting: bool) -> LoomRun {
+fn loom_run(
+    manifest: &std::path::Path,
+    target: PathBuf,
+    cfg: LoomCfg,
+    waiting: bool,
+    preemptions: &str,
+) -> LoomRun {
     let manifest = manifest.to_string_lossy().into_owned();
     let mut args = vec![
         "test",
@@ -168,7 +179,7 @@ fn loom_run(manifest: &std::path::Path, target: PathBuf, cfg: LoomCfg, waiting: 
     let mut c = cmd("cargo", &args);
     c.env("RUSTFLAGS", cfg.rustflags())
         .env("CARGO_TARGET_DIR", target)
-        .env("LOOM_MAX_PREEMPTIONS", LOOM_PREEMPTIONS);
+        .env("LOOM_MAX_PREEMPTIONS", preemptions);
     let (_, lines) = run_lines(c);
     parse_loom(&lines)
 }
@@ -281,8 +292,8 @@ fn add_to_table(table: &mut Table, column: usize, runs: Vec<(String, u64)>) {
     }
 }
 
-fn print_table(what: &str, table: &Table) {
-    println!("\ninterleavings explored per model{what} (LOOM_MAX_PREEMPTIONS={LOOM_PREEMPTIONS}):");
+fn print_table(what: &str, preemptions: &str, table: &Table) {
+    println!("\ninterleavings explored per model{what} (LOOM_MAX_PREEMPTIONS={preemptions}):");
     println!("  {:<70} {:>8} {:>8}", "model", "cas", "no-cas");
     for (model, counts) in table {
         let cell = |c: &Option<u64>| c.map_or("-".to_string(), |n| n.to_string());
@@ -312,6 +323,7 @@ fn tier_loom() -> (bool, String) {
             target_dir(&format!("loom-{}", cfg.name())),
             cfg,
             waiting,
+            LOOM_PREEMPTIONS,
         );
         ok &= r.ran && r.failed.is_empty();
         let total: u64 = r.interleavings.iter().map(|(_, n)| n).sum();
@@ -323,7 +335,7 @@ fn tier_loom() -> (bool, String) {
         ));
         add_to_table(&mut table, k, r.interleavings);
     }
-    print_table("", &table);
+    print_table("", LOOM_PREEMPTIONS, &table);
     (
         ok,
         format!(
@@ -625,7 +637,13 @@ fn mutants() -> Result<(bool, String)> {
     // The unmutated copy first: every model must pass there, or a failure says nothing.
     let mut table = Vec::new();
     for (k, &cfg) in LoomCfg::BOTH.iter().enumerate() {
-        let r = loom_run(&manifest, base.join(cfg.name()), cfg, true);
+        let r = loom_run(
+            &manifest,
+            base.join(cfg.name()),
+            cfg,
+            true,
+            MUTANTS_PREEMPTIONS,
+        );
         if !r.ran || !r.failed.is_empty() {
             return Err(format!(
                 "the unmutated copy fails in {} ({:?}): fix that first",
@@ -635,7 +653,11 @@ fn mutants() -> Result<(bool, String)> {
         }
         add_to_table(&mut table, k, r.interleavings);
     }
-    print_table(" on the unmutated copy (waiting models included)", &table);
+    print_table(
+        " on the unmutated copy (waiting models included)",
+        MUTANTS_PREEMPTIONS,
+        &table,
+    );
     let mut lines = Vec::new();
     let mut uncaught = Vec::new();
     let mut survivors = Vec::new();
@@ -644,7 +666,13 @@ fn mutants() -> Result<(bool, String)> {
         let mut caught = Vec::new();
         let mut notes = Vec::new();
         for &cfg in m.cfgs {
-            let r = loom_run(&manifest, base.join(cfg.name()), cfg, true);
+            let r = loom_run(
+                &manifest,
+                base.join(cfg.name()),
+                cfg,
+                true,
+                MUTANTS_PREEMPTIONS,
+            );
             if !r.ran {
                 notes.push(format!("does not build in {}", cfg.name()));
                 continue;
@@ -696,7 +724,7 @@ fn mutants() -> Result<(bool, String)> {
     for (file, text) in &pristine {
         std::fs::write(tree.join(file), text).map_err(|e| format!("{file}: {e}"))?;
     }
-    println!("\nmutation check (loom models, LOOM_MAX_PREEMPTIONS={LOOM_PREEMPTIONS}):");
+    println!("\nmutation check (loom models, LOOM_MAX_PREEMPTIONS={MUTANTS_PREEMPTIONS}):");
     for l in &lines {
         println!("  {l}");
     }
