@@ -102,5 +102,5 @@ pub use group::{Member, TaskGroup, Wait};
 pub use grpc_timeout::{GrpcTimeout, GrpcTimeoutError, TimeoutUnit};
 #[cfg(all(feature = "embassy", not(loom)))]
 pub use wait::future::EmbassyClock;
-#[cfg(all(feature = "async", not(loom)))]
+#[cfg(feature = "async")]
 pub use wait::future::{Done, UntilDone};

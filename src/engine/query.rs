@@ -269,6 +269,10 @@ impl ArenaView {
                 Err(Error::DeadlineExceeded) => {
                     // Settled meanwhile, or seen now: read the state again to know which.
                     let s2 = Self::revalidate(slot, h, g, true)?;
+                    // If that read saw the walk's settling store, the cause read below must see
+                    // the walk's `set_cause` before it: synchronise with the store (K6; found by
+                    // the loom model at 3 preemptions: a torn read of the sibling links).
+                    fence(Acquire);
                     matches!(s2 & ERR_MASK, ERR_CANCELED | ERR_DEADLINE)
                 }
                 Err(e) => return Err(e),

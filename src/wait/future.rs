@@ -29,7 +29,7 @@ use crate::context::Ctx;
 use crate::engine::waiter::{WaiterNode, Want};
 use crate::error::Error;
 
-#[cfg(feature = "embassy")]
+#[cfg(all(feature = "embassy", not(loom)))]
 pub use embassy::EmbassyClock;
 
 /// The future of [`Ctx::done`]: completes with the reason the context is done.
@@ -165,7 +165,7 @@ impl<'a> Done<'a> {
     /// Completion: a deadline seen by a check on an arena no driver serves is settled now, so
     /// that callbacks on the expired contexts run (SPEC D5, F3).
     fn finish(&mut self, why: Error) -> Error {
-        #[cfg(feature = "std")]
+        #[cfg(all(feature = "std", not(loom)))]
         self.ctx.arena().settle_seen(why);
         why
     }
@@ -243,7 +243,7 @@ impl<F: Future> Future for UntilDone<'_, F> {
     }
 }
 
-#[cfg(feature = "embassy")]
+#[cfg(all(feature = "embassy", not(loom)))]
 mod embassy {
     use core::convert::Infallible;
     use core::future::{poll_fn, Future};

@@ -7,5 +7,5 @@
 pub(crate) mod blocking;
 #[cfg(all(feature = "std", not(loom)))]
 pub(crate) mod driver;
-#[cfg(all(feature = "async", not(loom)))]
+#[cfg(feature = "async")]
 pub(crate) mod future;

@@ -214,22 +214,40 @@ fn test() -> Result<Counts> {
     // loom models of every race of the design.
     let mut loom = cmd(
         "cargo",
-        &["test", "-p", "stopwire", "--release", "--test", "loom"],
+        &[
+            "test",
+            "-p",
+            "stopwire",
+            "--release",
+            "--features",
+            "async",
+            "--test",
+            "loom",
+        ],
     );
     loom.env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", util::root().join("target/loom"))
-        .env("LOOM_MAX_PREEMPTIONS", "2");
+        .env("LOOM_MAX_PREEMPTIONS", "3");
     counts.add(run(loom)?);
     // The same models on the code paths of chips without compare-and-swap (RP2040-class: the
     // marking protocol of src/engine/walk.rs), compiled on the host (issue 11).
     let mut loom_no_cas = cmd(
         "cargo",
-        &["test", "-p", "stopwire", "--release", "--test", "loom"],
+        &[
+            "test",
+            "-p",
+            "stopwire",
+            "--release",
+            "--features",
+            "async",
+            "--test",
+            "loom",
+        ],
     );
     loom_no_cas
         .env("RUSTFLAGS", "--cfg loom --cfg stopwire_no_cas")
         .env("CARGO_TARGET_DIR", util::root().join("target/loom-no-cas"))
-        .env("LOOM_MAX_PREEMPTIONS", "2");
+        .env("LOOM_MAX_PREEMPTIONS", "3");
     counts.add(run(loom_no_cas)?);
     // The C and C++ API: header, suites under sanitizers and valgrind, install.
     counts.add(ctest::c_test()?);
