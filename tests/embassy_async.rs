@@ -483,3 +483,63 @@ fn d4_an_embassy_executor_task_is_woken_by_its_deadline_alone() {
     drop(req);
     assert_eq!(DL_ARENA.stats().in_use, 0);
 }
+
+// ---- N3: a thousand embassy tasks on one context, no busy polling -----------------------------
+
+const N3_TASKS: usize = 1000;
+static N3_ARENA: Arena<8> = Arena::with_clock(&EmbassyClock);
+static N3_POLLS: [AtomicUsize; N3_TASKS] = [const { AtomicUsize::new(0) }; N3_TASKS];
+static N3_STARTED: AtomicUsize = AtomicUsize::new(0);
+static N3_DONE: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts the polls of the future it wraps.
+struct Counted<F> {
+    inner: F,
+    polls: &'static AtomicUsize,
+}
+
+impl<F: Future + Unpin> Future for Counted<F> {
+    type Output = F::Output;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls.fetch_add(1, SeqCst);
+        std::pin::Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
+#[embassy_executor::task(pool_size = 1000)]
+async fn n3_waiter(i: usize, ctx: Ctx<'static>) {
+    N3_STARTED.fetch_add(1, SeqCst);
+    let why = Counted {
+        inner: Box::pin(ctx.done()),
+        polls: &N3_POLLS[i],
+    }
+    .await;
+    assert_eq!(why, Error::Canceled);
+    N3_DONE.fetch_add(1, SeqCst);
+}
+
+#[test]
+fn n3_n4_a_thousand_embassy_tasks_wake_after_one_cancel_without_busy_polling() {
+    let job = N3_ARENA.background().with_cancel().unwrap();
+    let view = *job;
+    let executor = Box::leak(Box::new(embassy_executor::Executor::new()));
+    let canceler = std::thread::spawn(move || {
+        while N3_STARTED.load(SeqCst) < N3_TASKS {
+            std::thread::yield_now();
+        }
+        job.cancel();
+        job // released after every task has seen Canceled
+    });
+    executor.run_until(
+        |spawner| {
+            for i in 0..N3_TASKS {
+                spawner.spawn(n3_waiter(i, view).unwrap());
+            }
+        },
+        || N3_DONE.load(SeqCst) == N3_TASKS,
+    );
+    drop(canceler.join().unwrap());
+    let most = N3_POLLS.iter().map(|p| p.load(SeqCst)).max().unwrap();
+    assert!(most <= 2, "a waiting future was polled {most} times");
+    assert_eq!(N3_ARENA.stats().in_use, 0);
+}
