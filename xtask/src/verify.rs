@@ -38,7 +38,7 @@ pub(crate) const SOAK_SECS: &str = "60";
 /// Arena capacity of the C API in the fuzz build: small, so that it fills up (SPEC A3).
 const FUZZ_C_CAPACITY: &str = "40";
 /// The targets of `fuzz/Cargo.toml`.
-const FUZZ_TARGETS: [&str; 2] = ["model", "capi"];
+const FUZZ_TARGETS: [&str; 4] = ["model", "capi", "callbacks", "grpc_timeout"];
 
 const TIERS: [&str; 7] = ["loom", "mutants", "miri", "tsan", "model", "fuzz", "soak"];
 
