@@ -211,44 +211,31 @@ fn test() -> Result<Counts> {
     );
     miri.env("MIRIFLAGS", "-Zmiri-strict-provenance");
     counts.add(run(miri)?);
-    // loom models of every race of the design.
-    let mut loom = cmd(
-        "cargo",
-        &[
-            "test",
-            "-p",
-            "stopwire",
-            "--release",
-            "--features",
-            "async",
-            "--test",
-            "loom",
-        ],
-    );
-    loom.env("RUSTFLAGS", "--cfg loom")
-        .env("CARGO_TARGET_DIR", util::root().join("target/loom"))
-        .env("LOOM_MAX_PREEMPTIONS", "3");
-    counts.add(run(loom)?);
-    // The same models on the code paths of chips without compare-and-swap (RP2040-class: the
-    // marking protocol of src/engine/walk.rs), compiled on the host (issue 11).
-    let mut loom_no_cas = cmd(
-        "cargo",
-        &[
-            "test",
-            "-p",
-            "stopwire",
-            "--release",
-            "--features",
-            "async",
-            "--test",
-            "loom",
-        ],
-    );
-    loom_no_cas
-        .env("RUSTFLAGS", "--cfg loom --cfg stopwire_no_cas")
-        .env("CARGO_TARGET_DIR", util::root().join("target/loom-no-cas"))
-        .env("LOOM_MAX_PREEMPTIONS", "3");
-    counts.add(run(loom_no_cas)?);
+    // loom models of every race of the design, the waiting models included, on the code paths
+    // of hosts and again on those of chips without compare-and-swap (RP2040-class: the marking
+    // protocol of src/engine/walk.rs), compiled on the host (issue 11).
+    for (flags, dir) in [
+        ("--cfg loom", "target/loom"),
+        ("--cfg loom --cfg stopwire_no_cas", "target/loom-no-cas"),
+    ] {
+        let mut loom = cmd(
+            "cargo",
+            &[
+                "test",
+                "-p",
+                "stopwire",
+                "--release",
+                "--features",
+                "async",
+                "--test",
+                "loom",
+            ],
+        );
+        loom.env("RUSTFLAGS", flags)
+            .env("CARGO_TARGET_DIR", util::root().join(dir))
+            .env("LOOM_MAX_PREEMPTIONS", "3");
+        counts.add(run(loom)?);
+    }
     // The C and C++ API: header, suites under sanitizers and valgrind, install.
     counts.add(ctest::c_test()?);
     // The C-only firmware on QEMU and the embassy example firmware (build only).
