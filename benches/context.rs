@@ -412,7 +412,8 @@ mod wake {
 /// The peers do the same under the same harness: `condvar_wait/thread` is a `Mutex<bool>` and a
 /// `Condvar` (set the flag, `notify_one`), `tokio_wait/thread` is tokio-util's
 /// `CancellationToken::cancelled()` under `block_on` of a current-thread tokio runtime owned by
-/// the waiting thread.
+/// the waiting thread. On Linux the two threads are pinned to different CPUs, so that every
+/// sample is a wake-up across CPUs ([`wait::pin_to_cpu`]'s note).
 mod wait {
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -462,6 +463,7 @@ mod wait {
             let thread = thread::Builder::new()
                 .name("bench-waiter".into())
                 .spawn(move || {
+                    pin_to_cpu(1);
                     // `/proc/thread-self` links to `<pid>/task/<tid>`.
                     let me = std::fs::read_link("/proc/thread-self")
                         .ok()
@@ -570,7 +572,34 @@ mod wait {
         }
     }
 
+    /// Pins the calling thread to CPU `cpu` (Linux), so that every wake-up crosses from the bench
+    /// thread's CPU to the waiter's: left to the scheduler, the waiter sometimes shares the bench
+    /// thread's CPU and runs when that thread blocks, and the samples mix two kinds of wake-up.
+    /// Does nothing where it fails (one CPU, another system).
+    fn pin_to_cpu(cpu: usize) {
+        #[cfg(target_os = "linux")]
+        {
+            extern "C" {
+                fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
+            }
+            let mut mask = [0u64; 16];
+            if cpu < 64 * mask.len() && thread::available_parallelism().is_ok_and(|n| n.get() > cpu)
+            {
+                mask[cpu / 64] = 1 << (cpu % 64);
+                // SAFETY: `mask` is a `cpu_set_t`-sized (1024-bit) set that outlives the call; pid
+                // 0 is the calling thread; the call only reads the mask.
+                let _ =
+                    unsafe { sched_setaffinity(0, core::mem::size_of_val(&mask), mask.as_ptr()) };
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = cpu;
+    }
+
     pub(crate) fn wait(c: &mut Criterion) {
+        // The bench thread on CPU 0, the waiter on CPU 1 (set in its thread); the bench thread's
+        // own affinity is restored afterwards by ending the process, so this group runs last.
+        pin_to_cpu(0);
         let w = Waiter::start();
         let root = CancellationToken::new();
         for (group, kind) in [
