@@ -205,6 +205,13 @@ impl ArenaView {
     }
 
     fn driver_loop(&'static self, realtime: bool) -> ! {
+        // Linux lets a sleeping thread wake up to 50 µs late by default (timer slack), inherited
+        // from whoever started it; a deadline driver wants its wake-ups on time.
+        #[cfg(all(target_os = "linux", not(miri)))]
+        // SAFETY: PR_SET_TIMERSLACK takes an integer and affects only the calling thread.
+        unsafe {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1u64);
+        }
         let _virtual = (!realtime).then(VirtualSleep::new);
         let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
         loop {
