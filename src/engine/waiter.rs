@@ -213,7 +213,10 @@ impl WakeBatch {
     }
 
     pub(crate) fn push(&mut self, t: WakeTarget) {
-        assert!(!self.is_full(), "a step stops taking wake targets when the batch is full");
+        assert!(
+            !self.is_full(),
+            "a step stops taking wake targets when the batch is full"
+        );
         self.items[self.len].write(t);
         self.len += 1;
     }
