@@ -52,8 +52,6 @@ use crate::error::Error;
 enum Loaded<'a> {
     Root,
     Live(&'a Slot, State),
-    /// Released by its owner, slot not reused: the state as it is.
-    Released(&'a Slot, State),
 }
 
 impl ArenaView {
@@ -63,11 +61,12 @@ impl ArenaView {
         if let Some(slot) = self.slots.get(i) {
             let s = slot.state.load(Acquire);
             if gen_of(s) == g {
-                return Ok(if s & HANDLE != 0 {
-                    Loaded::Live(slot, s)
+                // Without `HANDLE` the owner released it: stale (SPEC A4).
+                return if s & HANDLE != 0 {
+                    Ok(Loaded::Live(slot, s))
                 } else {
-                    Loaded::Released(slot, s)
-                });
+                    Err(Error::Stale)
+                };
             }
         }
         if h.is_root() {
@@ -77,14 +76,12 @@ impl ArenaView {
         }
     }
 
-    /// Re-reads the state after reading other fields: still the same occupant (and still live,
-    /// if `live`)?
+    /// Re-reads the state after reading other fields: still the same live occupant?
     #[inline]
-    fn revalidate(slot: &Slot, h: Handle, g: u64, live: bool) -> Result<State, Error> {
-        let _ = h;
+    fn revalidate(slot: &Slot, g: u64) -> Result<State, Error> {
         fence(Acquire);
         let s = slot.state.load(Relaxed);
-        if gen_of(s) == g && (!live || s & HANDLE != 0) {
+        if gen_of(s) == g && s & HANDLE != 0 {
             Ok(s)
         } else {
             Err(Error::Stale)
@@ -100,14 +97,9 @@ impl ArenaView {
         }
     }
 
-    /// What a released handle reports: stale (SPEC A4, module docs).
-    fn released_err(_s: State) -> Error {
-        Error::Stale
-    }
-
     /// `Ok(())` while `h` is not done; `Err(Canceled)` or `Err(DeadlineExceeded)` once it is
-    /// (SPEC C4, D4), also once its owner released it (module docs); `Err(Stale)` for a forged
-    /// handle or one whose slot was reused (A2). Lock-free (T2).
+    /// (SPEC C4, D4); `Err(Stale)` once released, and for a forged handle (A2, A4). Lock-free
+    /// (T2).
     #[inline]
     pub fn err(&self, h: Handle) -> Result<(), Error> {
         let (i, g) = self.header.packing.decode(h);
@@ -130,7 +122,6 @@ impl ArenaView {
     fn err_slow(&self, h: Handle) -> Result<(), Error> {
         match self.load(h)? {
             Loaded::Root => Ok(()),
-            Loaded::Released(_, s) => Err(Self::released_err(s)),
             Loaded::Live(slot, s) => {
                 if kind_of(s).is_callback() {
                     return Err(Error::NotContext);
@@ -139,12 +130,12 @@ impl ArenaView {
                     0 if s & HAS_DL == 0 => Ok(()),
                     0 => {
                         if self.checks_read_clock() {
-                            self.deadline_check(slot, s, h)
+                            self.deadline_check(slot, s)
                         } else {
                             Ok(())
                         }
                     }
-                    ERR_TRANSIENT => self.transient(slot, s, h),
+                    ERR_TRANSIENT => self.transient(slot, s),
                     _ => Self::err_of_state(s),
                 }
             }
@@ -152,24 +143,23 @@ impl ArenaView {
     }
 
     /// A live node with a deadline and no Err, on an arena whose checks read the clock.
-    fn deadline_check(&self, slot: &Slot, s: State, h: Handle) -> Result<(), Error> {
+    fn deadline_check(&self, slot: &Slot, s: State) -> Result<(), Error> {
         let g = gen_of(s);
         let deadline = slot.deadline.get();
         let now = self.header.clock.now();
         if now < deadline {
-            let s2 = Self::revalidate(slot, h, g, true)?;
+            let s2 = Self::revalidate(slot, g)?;
             return match s2 & ERR_MASK {
-                ERR_TRANSIENT => self.transient(slot, s2, h),
+                ERR_TRANSIENT => self.transient(slot, s2),
                 _ => Self::err_of_state(s2),
             };
         }
-        self.record_seen(slot, s, h)
+        self.record_seen(slot, s)
     }
 
     /// The deadline has passed and no Err was recorded: record it (CAS targets).
     #[cfg(all(target_has_atomic = "32", not(stopwire_no_cas)))]
-    fn record_seen(&self, slot: &Slot, s: State, h: Handle) -> Result<(), Error> {
-        let _ = h;
+    fn record_seen(&self, slot: &Slot, s: State) -> Result<(), Error> {
         let g = gen_of(s);
         // Pairs with the writer's release fence (`ArenaView::step`): if `deadline` was read from a
         // newer occupant of the slot, the CAS below then sees the new generation and fails,
@@ -187,7 +177,7 @@ impl ArenaView {
                         return Err(Error::Stale);
                     }
                     if actual & HANDLE == 0 {
-                        return Err(Self::released_err(actual));
+                        return Err(Error::Stale);
                     }
                     if actual & ERR_MASK != 0 {
                         return Self::err_of_state(actual);
@@ -201,7 +191,7 @@ impl ArenaView {
     /// The deadline has passed and no Err was recorded (no-CAS targets): the fence pairs with the
     /// walk's marking protocol ([`crate::engine::walk`]).
     #[cfg(any(not(target_has_atomic = "32"), stopwire_no_cas))]
-    fn record_seen(&self, slot: &Slot, s: State, h: Handle) -> Result<(), Error> {
+    fn record_seen(&self, slot: &Slot, s: State) -> Result<(), Error> {
         use crate::engine::sync::Ordering::SeqCst;
         let g = gen_of(s);
         fence(SeqCst);
@@ -210,19 +200,19 @@ impl ArenaView {
             return Err(Error::Stale);
         }
         if s2 & HANDLE == 0 {
-            return Err(Self::released_err(s2));
+            return Err(Error::Stale);
         }
         match s2 & ERR_MASK {
             0 => Err(Error::DeadlineExceeded),
-            ERR_TRANSIENT => self.transient(slot, s2, h),
+            ERR_TRANSIENT => self.transient(slot, s2),
             _ => Self::err_of_state(s2),
         }
     }
 
     /// `ERR_TRANSIENT` on a live context: "deadline seen" (CAS targets), or a walk marking it
     /// right now (no-CAS targets: wait for its final value, a few instructions away).
-    fn transient(&self, slot: &Slot, s: State, h: Handle) -> Result<(), Error> {
-        let _ = (slot, h);
+    fn transient(&self, slot: &Slot, s: State) -> Result<(), Error> {
+        let _ = slot;
         #[cfg(all(target_has_atomic = "32", not(stopwire_no_cas)))]
         {
             let _ = s;
@@ -248,37 +238,27 @@ impl ArenaView {
     /// The cause of a done context (SPEC K1-K7): `Ok(Some(code))`, or `Ok(None)` when it was
     /// done without a cause; `Err(NotDone)` before it is done. Lock-free, never torn (K6).
     pub fn cause(&self, h: Handle) -> Result<Option<NonZeroU32>, Error> {
-        let (slot, s, live) = match self.load(h)? {
+        let (slot, s) = match self.load(h)? {
             Loaded::Root => return Err(Error::NotDone),
-            Loaded::Live(slot, s) => (slot, s, true),
-            Loaded::Released(slot, s) => {
-                if Self::released_err(s) == Error::Stale {
-                    return Err(Error::Stale);
-                }
-                (slot, s, false)
-            }
+            Loaded::Live(slot, s) => (slot, s),
         };
         let g = gen_of(s);
         if kind_of(s).is_callback() {
             return Err(Error::NotContext);
         }
-        let settled = if live {
-            match self.err(h) {
-                Ok(()) => return Err(Error::NotDone),
-                Err(Error::Canceled) => true,
-                Err(Error::DeadlineExceeded) => {
-                    // Settled meanwhile, or seen now: read the state again to know which.
-                    let s2 = Self::revalidate(slot, h, g, true)?;
-                    // If that read saw the walk's settling store, the cause read below must see
-                    // the walk's `set_cause` before it: synchronise with the store (K6; found by
-                    // the loom model at 3 preemptions: a torn read of the sibling links).
-                    fence(Acquire);
-                    matches!(s2 & ERR_MASK, ERR_CANCELED | ERR_DEADLINE)
-                }
-                Err(e) => return Err(e),
+        let settled = match self.err(h) {
+            Ok(()) => return Err(Error::NotDone),
+            Err(Error::Canceled) => true,
+            Err(Error::DeadlineExceeded) => {
+                // Settled meanwhile, or seen now: read the state again to know which.
+                let s2 = Self::revalidate(slot, g)?;
+                // If that read saw the walk's settling store, the cause read below must see
+                // the walk's `set_cause` before it: synchronise with the store (K6; found by
+                // the loom model at 3 preemptions: a torn read of the sibling links).
+                fence(Acquire);
+                matches!(s2 & ERR_MASK, ERR_CANCELED | ERR_DEADLINE)
             }
-        } else {
-            true
+            Err(e) => return Err(e),
         };
         let cause = if settled {
             slot.cause()
@@ -291,7 +271,7 @@ impl ArenaView {
                 _ => 0,
             }
         };
-        Self::revalidate(slot, h, g, live)?;
+        Self::revalidate(slot, g)?;
         Ok(NonZeroU32::new(cause))
     }
 
@@ -301,7 +281,6 @@ impl ArenaView {
         let (slot, s) = match self.load(h)? {
             Loaded::Root => return Ok(None),
             Loaded::Live(slot, s) => (slot, s),
-            Loaded::Released(..) => return Err(Error::Stale),
         };
         if kind_of(s).is_callback() {
             return Err(Error::NotContext);
@@ -310,7 +289,7 @@ impl ArenaView {
             return Ok(None);
         }
         let d = slot.deadline.get();
-        Self::revalidate(slot, h, gen_of(s), true)?;
+        Self::revalidate(slot, gen_of(s))?;
         Ok(Some(d))
     }
 
@@ -323,7 +302,6 @@ impl ArenaView {
         let (slot, s) = match self.load(h)? {
             Loaded::Root => return Ok(None),
             Loaded::Live(slot, s) => (slot, s),
-            Loaded::Released(..) => return Err(Error::Stale),
         };
         if kind_of(s).is_callback() {
             return Err(Error::NotContext);
@@ -345,7 +323,7 @@ impl ArenaView {
             cur = unsafe { self.slots.get_unchecked(p) };
             cs = cur.state.load(Acquire);
         }
-        Self::revalidate(slot, h, gen_of(s), true)?;
+        Self::revalidate(slot, gen_of(s))?;
         Ok(found)
     }
 
