@@ -48,6 +48,11 @@
 //!   re-validate after.
 //! - I7. Waiters ([`crate::engine::waiter`]) are linked only on allocated, live, not-done nodes;
 //!   the step that makes a node done or releases it takes them out.
+//! - I8. Every slot index the engine stores (in `parent`, `first_child`, `links`, `dl_owner`, the
+//!   free list, the deadline lanes, a paused `Work`) is below the capacity or one of the
+//!   sentinels `NONE` / `NOT_QUEUED`, which the code tests before following an index; indices
+//!   decoded from handles are bounds-checked when resolved. So the locked steps index the slot
+//!   array without a bounds check ([`ArenaView::slot`]; debug builds, Miri included, check it).
 //!
 //! # Critical sections (SPEC T3)
 //!
@@ -323,9 +328,13 @@ impl ArenaView {
         }
     }
 
+    /// Slot `i` (I8: `i` is in range). For the locked steps, which follow stored indices; a
+    /// lock-free reader bounds-checks instead (`slots.get`), since it may hold a forged handle.
     #[inline]
     pub(crate) fn slot(&self, i: Idx) -> &Slot {
-        &self.slots[i as usize]
+        debug_assert!((i as usize) < self.slots.len(), "I8: slot index {i} out of range");
+        // SAFETY: I8, every index the engine follows is below the capacity (`slots.len()`).
+        unsafe { self.slots.get_unchecked(i as usize) }
     }
 
     /// The handle of slot `i` at generation `generation`.

@@ -79,11 +79,19 @@ impl Work {
     }
 
     /// Nothing left that needs a step.
+    #[inline]
     fn idle(&self) -> bool {
         self.walk.is_none()
             && self.insert.is_none()
             && self.reclaim.is_none()
             && self.pending.is_empty()
+    }
+
+    /// Nothing left at all: no step, no wake-up, no callback, no panic to resume. Then `Work`
+    /// owns nothing that needs dropping.
+    #[inline]
+    fn quiet(&self) -> bool {
+        self.idle() && self.call.is_none() && self.driver.is_none() && self.wakes.is_empty()
     }
 }
 
@@ -129,7 +137,14 @@ impl<'a> Tree<'a> {
     }
 
     /// Continues the operation's paused work within this step's budget.
+    #[inline]
     fn proceed(&mut self) {
+        if !self.work.idle() {
+            self.proceed_work();
+        }
+    }
+
+    fn proceed_work(&mut self) {
         loop {
             if self.exhausted() {
                 return;
@@ -160,16 +175,19 @@ impl<'a> Tree<'a> {
 impl ArenaView {
     /// Runs an operation: `start` in a first locked step (with `now` as that step's clock reading,
     /// if given), then the work it leaves, step by step, until none is left.
+    ///
+    /// Most operations (a creation, the cancel of a leaf, the release of a settled leaf) leave
+    /// nothing after their first step: that path takes the lock once and touches `Work` only to
+    /// see that it is empty.
     #[inline]
     pub(crate) fn run<R>(&self, now: Option<u64>, start: impl FnOnce(&mut Tree<'_>) -> R) -> R {
         let mut work = Work::new();
-        let r = self.step(now, &mut work, start);
-        if !work.idle() || work.call.is_some() {
+        let r = self.locked_step(now, &mut work, start);
+        if work.quiet() {
+            // Nothing to drop: every field that owns something is empty.
+            core::mem::forget(work);
+        } else {
             self.finish(&mut work);
-        }
-        #[cfg(feature = "std")]
-        if let Some(p) = work.panic.take() {
-            std::panic::resume_unwind(p);
         }
         r
     }
@@ -181,17 +199,31 @@ impl ArenaView {
         self.run(None, f)
     }
 
+    /// The rest of an operation after its first step: wake-ups and callbacks with no lock held,
+    /// further steps, then the first panic of user code, resumed.
     #[cold]
+    #[inline(never)]
     fn finish(&self, work: &mut Work) {
+        self.flush(work);
         while !work.idle() || work.call.is_some() {
-            self.step(None, work, |_| ());
+            self.locked_step(None, work, |_| ());
+            self.flush(work);
+        }
+        #[cfg(feature = "std")]
+        if let Some(p) = work.panic.take() {
+            std::panic::resume_unwind(p);
         }
     }
 
-    /// One locked step, then the wake-ups and the callback it left, with no lock held.
+    /// One locked step (the wake-ups and the callback it leaves are for [`ArenaView::flush`]).
     #[inline]
-    fn step<R>(&self, now: Option<u64>, work: &mut Work, f: impl FnOnce(&mut Tree<'_>) -> R) -> R {
-        let r = self.header.lock.with(|| {
+    fn locked_step<R>(
+        &self,
+        now: Option<u64>,
+        work: &mut Work,
+        f: impl FnOnce(&mut Tree<'_>) -> R,
+    ) -> R {
+        self.header.lock.with(|| {
             // Seqlock writer side (SPEC A2): lock-free readers read fields with `Relaxed` loads
             // and re-validate the state after an `Acquire` fence. A reader that sees a field
             // written in this step must also see every state change of that slot made in earlier
@@ -211,9 +243,7 @@ impl ArenaView {
                 self.header.last_tick.set(n);
             }
             r
-        });
-        self.flush(work);
-        r
+        })
     }
 
     /// Wakes what the step took out and runs the callback it dispatched (no lock held, F3).

@@ -197,17 +197,22 @@ impl Kind {
     }
 }
 
+/// The kinds by their 3-bit code (7 is never written; it reads as `Free`).
+const KINDS: [Kind; 8] = [
+    Kind::Free,
+    Kind::Cancel,
+    Kind::Deadline,
+    Kind::Value,
+    Kind::Detached,
+    Kind::CallbackRust,
+    Kind::CallbackC,
+    Kind::Free,
+];
+
 #[inline]
 pub(crate) const fn kind_of(state: State) -> Kind {
-    match (state & KIND_MASK) >> KIND_SHIFT {
-        1 => Kind::Cancel,
-        2 => Kind::Deadline,
-        3 => Kind::Value,
-        4 => Kind::Detached,
-        5 => Kind::CallbackRust,
-        6 => Kind::CallbackC,
-        _ => Kind::Free,
-    }
+    // A table lookup: one load instead of a chain of compares.
+    KINDS[((state & KIND_MASK) >> KIND_SHIFT) as usize]
 }
 
 #[inline]

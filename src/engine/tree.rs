@@ -238,6 +238,10 @@ impl<'a> Tree<'a> {
     }
 
     /// Creates a child of `parent` (SPEC C1, C7, D1-D3, D8, V1, W1).
+    ///
+    /// Inlined on hosts, where each public constructor then gets a copy specialised to its
+    /// `Spec` (the branches on the kind fold away); out of line on microcontrollers, for flash.
+    #[cfg_attr(target_pointer_width = "64", inline)]
     pub(crate) fn create(
         &mut self,
         parent: Handle,
@@ -389,10 +393,16 @@ impl<'a> Tree<'a> {
         // Their waiters are woken all the same (N6).
         if matches!(kind, Kind::Detached | Kind::Value) || is_settled(s) {
             self.start_walk(i, false);
+            self.retire(i);
         } else {
             self.cancel_node(i, ERR_CANCELED, 0);
+            self.retire(i);
+            if self.work.walk.is_none() && self.slot(i).refs() == 0 {
+                // A leaf canceled without a walk (`cancel_node`'s fast path): the walk's end
+                // would have reclaimed it.
+                self.reclaim_from(i);
+            }
         }
-        self.retire(i);
         Ok(())
     }
 

@@ -208,6 +208,11 @@ impl WakeBatch {
     }
 
     #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
     pub(crate) fn is_full(&self) -> bool {
         self.len == WAKE_BATCH
     }

@@ -78,7 +78,16 @@ impl Tree<'_> {
             self.unlink_child(r); // I2: unsettled, not detached, has a parent: linked
         }
         let e = self.mark(r, err, cause);
-        self.start_walk(r, true);
+        if self.slot(r).first_child() == NONE && self.slot(r).waiters.load(Relaxed).is_null() {
+            // Nothing below and nobody waiting (N-I1: both read under the lock): the walk would
+            // end where it starts. What its end does, done here.
+            self.spend();
+            if self.state(r) & HANDLE == 0 && self.slot(r).refs() == 0 {
+                self.reclaim_from(r);
+            }
+        } else {
+            self.start_walk(r, true);
+        }
         s & ERR_MASK == ERR_NONE && e == err
     }
 
