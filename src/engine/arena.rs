@@ -332,7 +332,10 @@ impl ArenaView {
     /// lock-free reader bounds-checks instead (`slots.get`), since it may hold a forged handle.
     #[inline]
     pub(crate) fn slot(&self, i: Idx) -> &Slot {
-        debug_assert!((i as usize) < self.slots.len(), "I8: slot index {i} out of range");
+        debug_assert!(
+            (i as usize) < self.slots.len(),
+            "I8: slot index {i} out of range"
+        );
         // SAFETY: I8, every index the engine follows is below the capacity (`slots.len()`).
         unsafe { self.slots.get_unchecked(i as usize) }
     }
