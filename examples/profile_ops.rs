@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Workloads: `none` (the fixed start-up cost, to subtract), `check`, `check_deadline`,
-//! `create_cancel`, `create_timeout`, `tree111`, `tree931`, `value10`.
+//! `create_cancel`, `create_timeout`, `create_release`, `cancel_settled`, `tree111`, `tree931`, `value10`.
 
 use std::hint::black_box;
 use std::num::NonZeroUsize;
@@ -87,6 +87,18 @@ fn main() {
             let leaf = *layers[10];
             for _ in 0..n {
                 let _ = black_box(black_box(leaf).value(black_box(key)));
+            }
+        }
+        "create_release" => {
+            for _ in 0..n {
+                drop(black_box(black_box(&parent).with_cancel().expect("slot")));
+            }
+        }
+        "cancel_settled" => {
+            let child = parent.with_cancel().expect("slot");
+            child.cancel();
+            for _ in 0..n {
+                black_box(black_box(&child).cancel());
             }
         }
         other => {

@@ -108,10 +108,6 @@ impl Pending {
         Pending(NONE)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0 == NONE
-    }
-
     /// Chains claimed registration `i` in front of the list.
     pub(crate) fn push(&mut self, arena: &ArenaView, i: Idx) {
         arena.slot(i).links.store(pack(self.0, NONE), Relaxed);

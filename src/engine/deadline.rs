@@ -94,6 +94,21 @@ pub(crate) struct Insert {
     cursor: Idx,
 }
 
+impl Insert {
+    /// No insertion (the `Work` field's "none", [`crate::engine::run`]).
+    pub(crate) const NONE: Insert = Insert {
+        node: NONE,
+        lane: 0,
+        cursor: NONE,
+    };
+
+    /// `NONE` exactly for [`Insert::NONE`].
+    #[inline]
+    pub(crate) fn key(&self) -> Idx {
+        self.node
+    }
+}
+
 impl Tree<'_> {
     fn lane(&self, l: usize) -> (Idx, Idx) {
         unpack(self.arena.header.lanes[l].load(Relaxed))
@@ -177,7 +192,7 @@ impl Tree<'_> {
             // Every lane spans `d`: scan lane 0 from its tail, in steps.
             let (_, tail) = self.lane(0);
             self.slot(tail).add_ref();
-            self.work.insert = Some(Insert {
+            self.work.put_insert(Insert {
                 node: i,
                 lane: 0,
                 cursor: tail,
@@ -221,8 +236,8 @@ impl Tree<'_> {
             self.slot(prev).add_ref();
             self.release_ref(ins.cursor);
             ins.cursor = prev;
-            if self.spend() || self.work.reclaim.is_some() {
-                self.work.insert = Some(ins);
+            if self.spend() || self.work.has_reclaim() {
+                self.work.put_insert(ins);
                 return;
             }
         }

@@ -25,7 +25,7 @@ use core::task::Waker;
 use crate::engine::arena::ArenaView;
 use crate::engine::callback::{Callback, Pending};
 use crate::engine::deadline::Insert;
-use crate::engine::slot::{Idx, Slot};
+use crate::engine::slot::{Idx, Slot, NONE};
 use crate::engine::sync::{fence, Ordering::Release};
 use crate::engine::waiter::WakeBatch;
 use crate::engine::walk::Walk;
@@ -48,11 +48,15 @@ pub(crate) const STEP_BUDGET: u32 = 32;
 pub(crate) const STEP_BUDGET: u32 = 3;
 
 /// What an operation has still to do between steps (module docs).
+///
+/// The paused pieces are kept with a `NONE` index for "none" rather than as `Option`s: every
+/// operation asks whether anything is left, and with `NONE` being all ones that is one AND of
+/// four words ([`Work::idle`]).
 pub(crate) struct Work {
-    pub(crate) walk: Option<Walk>,
-    pub(crate) insert: Option<Insert>,
+    walk: Walk,
+    insert: Insert,
     /// A reclamation paused at this slot: the reference it holds is dropped when it resumes.
-    pub(crate) reclaim: Option<Idx>,
+    reclaim: Idx,
     pub(crate) pending: Pending,
     pub(crate) wakes: WakeBatch,
     /// The deadline driver's waker, taken out because an earlier deadline was created.
@@ -66,9 +70,9 @@ pub(crate) struct Work {
 impl Work {
     pub(crate) const fn new() -> Self {
         Work {
-            walk: None,
-            insert: None,
-            reclaim: None,
+            walk: Walk::NONE,
+            insert: Insert::NONE,
+            reclaim: NONE,
             pending: Pending::new(),
             wakes: WakeBatch::new(),
             driver: None,
@@ -81,10 +85,56 @@ impl Work {
     /// Nothing left that needs a step.
     #[inline]
     fn idle(&self) -> bool {
-        self.walk.is_none()
-            && self.insert.is_none()
-            && self.reclaim.is_none()
-            && self.pending.is_empty()
+        self.walk.key() & self.insert.key() & self.reclaim & self.pending.0 == NONE
+    }
+
+    #[inline]
+    pub(crate) fn has_walk(&self) -> bool {
+        self.walk.key() != NONE
+    }
+
+    /// Keeps a paused walk (one at a time per operation).
+    #[inline]
+    pub(crate) fn put_walk(&mut self, w: Walk) {
+        debug_assert!(!self.has_walk(), "one walk at a time per operation");
+        self.walk = w;
+    }
+
+    #[inline]
+    fn take_walk(&mut self) -> Option<Walk> {
+        let w = core::mem::replace(&mut self.walk, Walk::NONE);
+        (w.key() != NONE).then_some(w)
+    }
+
+    /// Keeps a paused deadline insertion.
+    #[inline]
+    pub(crate) fn put_insert(&mut self, ins: Insert) {
+        debug_assert!(self.insert.key() == NONE, "one insertion at a time");
+        self.insert = ins;
+    }
+
+    #[inline]
+    fn take_insert(&mut self) -> Option<Insert> {
+        let ins = core::mem::replace(&mut self.insert, Insert::NONE);
+        (ins.key() != NONE).then_some(ins)
+    }
+
+    #[inline]
+    pub(crate) fn has_reclaim(&self) -> bool {
+        self.reclaim != NONE
+    }
+
+    /// Keeps a reclamation paused at `p` (it holds a reference on `p`).
+    #[inline]
+    pub(crate) fn put_reclaim(&mut self, p: Idx) {
+        debug_assert!(!self.has_reclaim() && p != NONE);
+        self.reclaim = p;
+    }
+
+    #[inline]
+    fn take_reclaim(&mut self) -> Option<Idx> {
+        let p = core::mem::replace(&mut self.reclaim, NONE);
+        (p != NONE).then_some(p)
     }
 
     /// Nothing left at all: no step, no wake-up, no callback, no panic to resume. Then `Work`
@@ -149,15 +199,15 @@ impl<'a> Tree<'a> {
             if self.exhausted() {
                 return;
             }
-            if let Some(i) = self.work.reclaim.take() {
+            if let Some(i) = self.work.take_reclaim() {
                 self.resume_reclaim(i);
                 continue;
             }
-            if let Some(ins) = self.work.insert.take() {
+            if let Some(ins) = self.work.take_insert() {
                 self.resume_insert(ins);
                 continue;
             }
-            if let Some(w) = self.work.walk.take() {
+            if let Some(w) = self.work.take_walk() {
                 self.resume_walk(w);
                 continue;
             }

@@ -146,7 +146,29 @@ impl<'a> Tree<'a> {
 
     /// Frees `i` (no handle, no references) and every ancestor that this leaves unneeded (I3),
     /// pausing when the step's budget runs out (module docs).
-    pub(crate) fn reclaim_from(&mut self, mut i: Idx) {
+    #[inline]
+    pub(crate) fn reclaim_from(&mut self, i: Idx) {
+        // The first slot here (the common case: its parent lives on), the cascade out of line.
+        let p = self.slot(i).parent();
+        self.free(i);
+        let exhausted = self.spend();
+        if p == NONE {
+            return;
+        }
+        if exhausted {
+            self.work.put_reclaim(p); // still holds `i`'s reference on `p`
+            return;
+        }
+        let ps = self.slot(p);
+        if ps.drop_ref() != 0 || ps.state.load(Relaxed) & HANDLE != 0 {
+            return;
+        }
+        self.reclaim_cascade(p);
+    }
+
+    /// [`Tree::reclaim_from`] past its first slot.
+    #[inline(never)]
+    fn reclaim_cascade(&mut self, mut i: Idx) {
         loop {
             let p = self.slot(i).parent();
             self.free(i);
@@ -155,7 +177,7 @@ impl<'a> Tree<'a> {
                 return;
             }
             if exhausted {
-                self.work.reclaim = Some(p); // still holds `i`'s reference on `p`
+                self.work.put_reclaim(p); // still holds `i`'s reference on `p`
                 return;
             }
             let ps = self.slot(p);
@@ -397,7 +419,7 @@ impl<'a> Tree<'a> {
         } else {
             self.cancel_node(i, ERR_CANCELED, 0);
             self.retire(i);
-            if self.work.walk.is_none() && self.slot(i).refs() == 0 {
+            if !self.work.has_walk() && self.slot(i).refs() == 0 {
                 // A leaf canceled without a walk (`cancel_node`'s fast path): the walk's end
                 // would have reclaimed it.
                 self.reclaim_from(i);

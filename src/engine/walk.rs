@@ -66,9 +66,27 @@ pub(crate) struct Walk {
     descend: bool,
 }
 
+impl Walk {
+    /// No walk (the `Work` field's "none", [`crate::engine::run`]).
+    pub(crate) const NONE: Walk = Walk {
+        root: NONE,
+        cur: NONE,
+        pinned: false,
+        drain: false,
+        descend: false,
+    };
+
+    /// `NONE` exactly for [`Walk::NONE`].
+    #[inline]
+    pub(crate) fn key(&self) -> Idx {
+        self.root
+    }
+}
+
 impl Tree<'_> {
     /// Marks `r` with `err`/`cause` (unless it is settled already) and starts a walk of its
     /// subtree. Returns true when this call set `r`'s Err to `err` (SPEC C3).
+    #[cfg_attr(target_pointer_width = "64", inline(always))]
     pub(crate) fn cancel_node(&mut self, r: Idx, err: State, cause: u32) -> bool {
         let s = self.state(r);
         if is_settled(s) {
@@ -93,9 +111,8 @@ impl Tree<'_> {
 
     /// Starts a walk at `r` (already marked, or `descend == false`).
     pub(crate) fn start_walk(&mut self, r: Idx, descend: bool) {
-        debug_assert!(self.work.walk.is_none(), "one walk at a time per operation");
         self.spend();
-        self.work.walk = Some(Walk {
+        self.work.put_walk(Walk {
             root: r,
             cur: r,
             pinned: false,
@@ -112,12 +129,12 @@ impl Tree<'_> {
     /// Continues a walk within this step's budget.
     pub(crate) fn resume_walk(&mut self, mut w: Walk) {
         loop {
-            if self.exhausted() || self.work.reclaim.is_some() {
+            if self.exhausted() || self.work.has_reclaim() {
                 if !w.pinned {
                     self.slot(w.cur).add_ref(); // I3: the cursor survives the pause
                     w.pinned = true;
                 }
-                self.work.walk = Some(w);
+                self.work.put_walk(w);
                 return;
             }
             if w.drain {
@@ -201,17 +218,25 @@ impl Tree<'_> {
 
     /// Writes the final Err and cause of node `i`, reached from a node done with `err`/`cause`.
     /// Returns the Err recorded.
+    #[inline]
     pub(crate) fn mark(&mut self, i: Idx, err: State, cause: u32) -> State {
         let s = self.state(i);
-        let slot = self.slot(i);
-        if kind_of(s) == Kind::Deadline {
-            self.lane_remove(i); // I5
-        }
         if s & HAS_DL == 0 {
-            // No lock-free check writes a node without a deadline.
+            // No deadline (so not a deadline owner either): no lock-free check writes this node.
+            let slot = self.slot(i);
             slot.set_cause(cause);
             slot.state.store(with_err(s, err), Release);
             return err;
+        }
+        self.mark_deadline(i, s, err, cause)
+    }
+
+    /// [`Tree::mark`] for a node with a deadline.
+    #[inline(never)]
+    fn mark_deadline(&mut self, i: Idx, s: State, err: State, cause: u32) -> State {
+        let slot = self.slot(i);
+        if kind_of(s) == Kind::Deadline {
+            self.lane_remove(i); // I5
         }
         if err == ERR_DEADLINE {
             // Reached from an expired node: its deadline is no later (D2), so it has passed too;
