@@ -188,6 +188,11 @@ impl Tree<'_> {
             let from = self.state(cur) & ERR_MASK;
             let cause = self.slot(cur).cause();
             self.mark(child, from, cause);
+            let c = self.slot(child);
+            if c.first_child() == NONE && c.waiters.load(Relaxed).is_null() {
+                // A leaf nobody waits for: marked is visited; no need to descend and climb back.
+                continue;
+            }
             if w.pinned {
                 // `cur` keeps a reference through its child: dropping the pin frees nothing.
                 self.slot(cur).drop_ref();
