@@ -101,6 +101,7 @@ impl Callback {
 /// prevents it (marks it stopped and returns true), so that `stop` answers false only once the
 /// callback has started (SPEC F4).
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct Pending(pub(crate) Idx);
 
 impl Pending {

@@ -95,14 +95,7 @@ pub(crate) struct Insert {
 }
 
 impl Insert {
-    /// No insertion (the `Work` field's "none", [`crate::engine::run`]).
-    pub(crate) const NONE: Insert = Insert {
-        node: NONE,
-        lane: 0,
-        cursor: NONE,
-    };
-
-    /// `NONE` exactly for [`Insert::NONE`].
+    /// The node inserted: `Work` keeps it as the insertion's head (never `NONE`).
     #[inline]
     pub(crate) fn key(&self) -> Idx {
         self.node
@@ -251,7 +244,7 @@ impl Tree<'_> {
             h.driver_until.set(d);
             // SAFETY: `driver_waker` is only accessed under the lock, which this step holds.
             if let Some(w) = unsafe { (*h.driver_waker.get()).take() } {
-                self.work.driver = Some(w);
+                self.work.set_driver(w);
             }
         }
     }

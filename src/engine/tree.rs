@@ -369,7 +369,7 @@ impl<'a> Tree<'a> {
             // The creation tick: this step's clock reading if it has one; else a fresh reading,
             // except on a real-time host clock (about 20 ns a read), where the arena's latest
             // reading stands in for it, so that a creation pays no clock read for diagnostics.
-            let born = match self.now {
+            let born = match self.now_if_read() {
                 Some(t) => t,
                 None if h.clock.ticks_per_second().is_none() => self.now(),
                 None => h.last_tick.get(),
@@ -381,6 +381,7 @@ impl<'a> Tree<'a> {
     }
 
     /// Cancels the context `h` (SPEC C2, C3, K1-K3, R2, W1).
+    #[inline]
     pub(crate) fn cancel(&mut self, h: Handle, cause: u32) -> Result<bool, Error> {
         if h.is_root() {
             return Err(Error::Root);
@@ -394,6 +395,7 @@ impl<'a> Tree<'a> {
     }
 
     /// Releases `h` (SPEC A4, A5, N6). A registration handle is stopped instead (C API contract).
+    #[inline]
     pub(crate) fn release(&mut self, h: Handle) -> Result<(), Error> {
         if h.is_root() {
             return Err(Error::Root);

@@ -186,10 +186,12 @@ impl WaiterList<'_> {
 /// full, so that the stack cost is fixed. The storage is left uninitialised until used: every
 /// locked step has a batch, and most wake no one, so building or dropping all of it would cost
 /// more than the step's work (the benchmark profile measured it at 42 % of a create and cancel).
+#[repr(C)]
 pub(crate) struct WakeBatch {
+    /// How many of `items` are initialised (first: `Work` keeps it beside its flags).
+    len: u32,
     /// `items[..len]` are initialised; the rest are not.
     items: [core::mem::MaybeUninit<WakeTarget>; WAKE_BATCH],
-    len: usize,
 }
 
 /// Wake targets per step.
@@ -202,8 +204,8 @@ pub(crate) const WAKE_BATCH: usize = 8;
 impl WakeBatch {
     pub(crate) const fn new() -> Self {
         WakeBatch {
-            items: [const { core::mem::MaybeUninit::uninit() }; WAKE_BATCH],
             len: 0,
+            items: [const { core::mem::MaybeUninit::uninit() }; WAKE_BATCH],
         }
     }
 
@@ -214,7 +216,7 @@ impl WakeBatch {
 
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
-        self.len == WAKE_BATCH
+        self.len as usize == WAKE_BATCH
     }
 
     pub(crate) fn push(&mut self, t: WakeTarget) {
@@ -222,7 +224,7 @@ impl WakeBatch {
             !self.is_full(),
             "a step stops taking wake targets when the batch is full"
         );
-        self.items[self.len].write(t);
+        self.items[self.len as usize].write(t);
         self.len += 1;
     }
 
@@ -234,7 +236,7 @@ impl WakeBatch {
         self.len -= 1;
         // SAFETY: `items[..len]` are initialised (the field's invariant): the one at the old
         // `len - 1` was written by `push` and is read out once, as `len` now excludes it.
-        Some(unsafe { self.items[self.len].assume_init_read() })
+        Some(unsafe { self.items[self.len as usize].assume_init_read() })
     }
 }
 

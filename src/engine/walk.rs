@@ -67,16 +67,7 @@ pub(crate) struct Walk {
 }
 
 impl Walk {
-    /// No walk (the `Work` field's "none", [`crate::engine::run`]).
-    pub(crate) const NONE: Walk = Walk {
-        root: NONE,
-        cur: NONE,
-        pinned: false,
-        drain: false,
-        descend: false,
-    };
-
-    /// `NONE` exactly for [`Walk::NONE`].
+    /// Its root: `Work` keeps it as the walk's head (never `NONE`).
     #[inline]
     pub(crate) fn key(&self) -> Idx {
         self.root
@@ -326,7 +317,7 @@ impl Tree<'_> {
         let s = self.state(i);
         self.spend();
         if s & ERR_MASK == CB_CLAIMED {
-            self.work.call = Some(Callback::of(self.slot(i)));
+            self.work.set_call(Callback::of(self.slot(i)));
         }
         self.slot(i).state.store(s & !HANDLE, Relaxed);
         self.reclaim_from(i);
