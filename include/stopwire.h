@@ -166,6 +166,26 @@ typedef struct sw_ctx {
 typedef void (*sw_callback)(void *userdata);
 
 /**
+ * Where a C caller creates a context: a file name and a line, as `__FILE__` and `__LINE__` give
+ * them. The `sw_*_at` functions keep a pointer to it for as long as the context is held, so it
+ * must have **static storage duration** (a `static` object, or the `SW_SITE` macro of this
+ * header), be left unchanged, and stay loaded (not in a shared object that is unloaded while a
+ * context created with it is held); `file` must be NULL or a NUL-terminated string with static
+ * storage (a string literal). A compound literal in a function has automatic storage: not
+ * allowed. With a NULL `file`, the site is ignored.
+ */
+typedef struct sw_site {
+    /**
+     * The source file, NUL-terminated, static (`__FILE__`).
+     */
+    const char *file;
+    /**
+     * The line (`__LINE__`).
+     */
+    uint32_t line;
+} sw_site;
+
+/**
  * One context still held, as `sw_dump` reports it. Valid only during the callback.
  */
 typedef struct sw_live {
@@ -198,8 +218,10 @@ typedef struct sw_live {
      */
     uint64_t age;
     /**
-     * The source file that created it: `file_len` bytes, NOT NUL-terminated (print it with
-     * `"%.*s", (int)file_len, file`); NULL when unknown. Static storage.
+     * The source file that created it: the `file` of the `sw_site` given at creation (the C
+     * caller's `__FILE__`), else the Rust source file of this library. `file_len` bytes, not
+     * always NUL-terminated (print it with `"%.*s", (int)file_len, file`); NULL when unknown.
+     * Static storage.
      */
     const char *file;
     /**
@@ -211,7 +233,7 @@ typedef struct sw_live {
      */
     uint32_t line;
     /**
-     * Column in `file` (0 when unknown).
+     * Column in `file` (0 when unknown, and for a `sw_site`: C has no `__COLUMN__`).
      */
     uint32_t column;
 } sw_live;
@@ -309,6 +331,20 @@ sw_status sw_after_func(struct sw_ctx ctx,
                         struct sw_ctx *stop_out);
 
 /**
+ * As `sw_after_func`, recording `site` as the registration's creation site that `sw_dump`
+ * reports (see `sw_with_cancel_at`; NULL records this library's line). ISR-safe. May run `f`.
+ *
+ * # Safety
+ * As `sw_after_func`; and `site` must be NULL or point to a `sw_site` with static storage
+ * duration, never changed, whose `file` is NULL or a NUL-terminated string with static storage.
+ */
+sw_status sw_after_func_at(struct sw_ctx ctx,
+                           sw_callback f,
+                           void *userdata,
+                           const struct sw_site *site,
+                           struct sw_ctx *stop_out);
+
+/**
  * Stops a registration (SPEC F4): true exactly when this call prevented the callback; afterwards it
  * never runs. False once the callback has started or run, on every call after the first, and for
  * any other handle. Never waits for a running callback. ISR-safe. Runs no callback.
@@ -374,6 +410,18 @@ sw_status sw_with_cancel(struct sw_ctx parent,
                          struct sw_ctx *out);
 
 /**
+ * As `sw_with_cancel`, recording `site` as the creation site that `sw_dump` reports (docs/c-api.md,
+ * "Creation sites"). `site`: a `sw_site` with static storage duration, as the header's `SW_SITE`
+ * makes; NULL (or a NULL `file`) records this library's line, as `sw_with_cancel` does. ISR-safe.
+ *
+ * # Safety
+ * `out` must be NULL or valid for writing one `sw_ctx`; `site` must be NULL or point to a
+ * `sw_site` with static storage duration, never changed, whose `file` is NULL or a
+ * NUL-terminated string with static storage.
+ */
+sw_status sw_with_cancel_at(struct sw_ctx parent, const struct sw_site *site, struct sw_ctx *out);
+
+/**
  * A child with an absolute deadline in ticks of the clock in use (SPEC D1). If `parent`'s effective
  * deadline is earlier, the child reports that one instead (SPEC D2); a deadline `<= sw_now()` makes it
  * done at birth with `SW_DEADLINE_EXCEEDED` (SPEC D3). Results as `sw_with_cancel`. ISR-safe.
@@ -386,12 +434,34 @@ sw_status sw_with_deadline(struct sw_ctx parent,
                            struct sw_ctx *out);
 
 /**
+ * As `sw_with_deadline`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+ *
+ * # Safety
+ * As `sw_with_cancel_at`.
+ */
+sw_status sw_with_deadline_at(struct sw_ctx parent,
+                              uint64_t deadline,
+                              const struct sw_site *site,
+                              struct sw_ctx *out);
+
+/**
  * `sw_with_deadline(parent, sw_now() + ticks)`, saturating (SPEC D1). ISR-safe.
  *
  * # Safety
  * `out` must be NULL or valid for writing one `sw_ctx`.
  */
 sw_status sw_with_timeout(struct sw_ctx parent, uint64_t ticks, struct sw_ctx *out);
+
+/**
+ * As `sw_with_timeout`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+ *
+ * # Safety
+ * As `sw_with_cancel_at`.
+ */
+sw_status sw_with_timeout_at(struct sw_ctx parent,
+                             uint64_t ticks,
+                             const struct sw_site *site,
+                             struct sw_ctx *out);
 
 /**
  * As `sw_with_deadline`, and `cause` is recorded if (and only if) this deadline fires (SPEC K5);
@@ -407,6 +477,18 @@ sw_status sw_with_deadline_cause(struct sw_ctx parent,
                                  struct sw_ctx *out);
 
 /**
+ * As `sw_with_deadline_cause`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+ *
+ * # Safety
+ * As `sw_with_cancel_at`.
+ */
+sw_status sw_with_deadline_cause_at(struct sw_ctx parent,
+                                    uint64_t deadline,
+                                    uint32_t cause,
+                                    const struct sw_site *site,
+                                    struct sw_ctx *out);
+
+/**
  * As `sw_with_timeout`, recording `cause` if the deadline fires (SPEC K5). ISR-safe.
  *
  * # Safety
@@ -416,6 +498,18 @@ sw_status sw_with_timeout_cause(struct sw_ctx parent,
                                 uint64_t ticks,
                                 uint32_t cause,
                                 struct sw_ctx *out);
+
+/**
+ * As `sw_with_timeout_cause`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+ *
+ * # Safety
+ * As `sw_with_cancel_at`.
+ */
+sw_status sw_with_timeout_cause_at(struct sw_ctx parent,
+                                   uint64_t ticks,
+                                   uint32_t cause,
+                                   const struct sw_site *site,
+                                   struct sw_ctx *out);
 
 /**
  * A value layer: `key` (non-zero) maps to `value` for this context and its descendants (SPEC V1, V2).
@@ -430,6 +524,18 @@ sw_status sw_with_value(struct sw_ctx parent,
                         struct sw_ctx *out);
 
 /**
+ * As `sw_with_value`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+ *
+ * # Safety
+ * As `sw_with_cancel_at`.
+ */
+sw_status sw_with_value_at(struct sw_ctx parent,
+                           uintptr_t key,
+                           uintptr_t value,
+                           const struct sw_site *site,
+                           struct sw_ctx *out);
+
+/**
  * A detached child (SPEC W1): keeps `parent`'s values, but is never done, has no deadline and no
  * cause, whatever happens to `parent`; its descendants are not canceled from above it (SPEC W2).
  * Canceling it gives `SW_ERR_INVALID_ARG`; release it with `sw_release`. ISR-safe.
@@ -438,6 +544,16 @@ sw_status sw_with_value(struct sw_ctx parent,
  * `out` must be NULL or valid for writing one `sw_ctx`.
  */
 sw_status sw_without_cancel(struct sw_ctx parent, struct sw_ctx *out);
+
+/**
+ * As `sw_without_cancel`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+ *
+ * # Safety
+ * As `sw_with_cancel_at`.
+ */
+sw_status sw_without_cancel_at(struct sw_ctx parent,
+                               const struct sw_site *site,
+                               struct sw_ctx *out);
 
 /**
  * Reports every context (and pending `sw_after_func` registration) still held in the arena,
@@ -562,3 +678,74 @@ sw_status sw_wait_for(struct sw_ctx ctx,
 #endif  // __cplusplus
 
 #endif  /* STOPWIRE_H */
+
+/*
+ * Creation sites (docs/c-api.md, "Creation sites"). SW_SITE is a pointer to a static `sw_site`
+ * holding the __FILE__ and __LINE__ where it is written (one object per use), for the sw_*_at
+ * functions: sw_dump then reports that line as the creation site.
+ *
+ * With sites on, the header also makes the plain names of the creating functions macros that
+ * call their _at forms with SW_SITE: code calling `sw_with_cancel(parent, &out)` records its own
+ * file and line, unchanged. The functions keep their names, symbols and meanings:
+ * `(sw_with_cancel)(parent, &out)` and `&sw_with_cancel` bypass the macro (the library's own line
+ * is recorded, as with a NULL site). SW_SITE_MACROS is defined to 1 when the macros are on.
+ *
+ * Sites are on with GNU C (gcc, clang: a statement expression) and with C++11 or later (a lambda),
+ * in a hosted build; off in a freestanding one (-ffreestanding: firmware, whose library is built
+ * without std and records no sites, so each file name and site object would take flash for
+ * nothing) and with other compilers. Define STOPWIRE_SITES to 1 or 0 before including the header
+ * to choose. With sites off, SW_SITE is NULL and the plain names are only functions.
+ *
+ * (After the include guard of the declarations, so with a guard of its own.)
+ */
+#ifndef STOPWIRE_H_SITES
+#define STOPWIRE_H_SITES
+
+#if defined(STOPWIRE_SITES)
+#define SW_SITES_ON_ STOPWIRE_SITES
+#elif defined(__STDC_HOSTED__) && __STDC_HOSTED__
+#define SW_SITES_ON_ 1
+#else
+#define SW_SITES_ON_ 0
+#endif
+
+#if SW_SITES_ON_ && defined(__cplusplus) && __cplusplus >= 201103L
+#define SW_SITE                                                                                  \
+    ([]() -> const sw_site * {                                                                   \
+        static const sw_site sw_s_ = {__FILE__, __LINE__};                                       \
+        return &sw_s_;                                                                           \
+    }())
+#define SW_SITE_MACROS 1
+#elif SW_SITES_ON_ && !defined(__cplusplus) && (defined(__GNUC__) || defined(__clang__))
+#define SW_SITE                                                                                  \
+    (__extension__({                                                                             \
+        static const sw_site sw_s_ = {__FILE__, __LINE__};                                       \
+        &sw_s_;                                                                                  \
+    }))
+#define SW_SITE_MACROS 1
+#elif defined(__cplusplus) && __cplusplus >= 201103L
+#define SW_SITE (static_cast<const sw_site *>(nullptr))
+#elif defined(__cplusplus)
+#define SW_SITE (static_cast<const sw_site *>(0))
+#else
+#define SW_SITE ((const sw_site *)0)
+#endif
+#undef SW_SITES_ON_
+
+#if defined(SW_SITE_MACROS)
+#define sw_with_cancel(parent, out) sw_with_cancel_at((parent), SW_SITE, (out))
+#define sw_with_deadline(parent, deadline, out)                                                  \
+    sw_with_deadline_at((parent), (deadline), SW_SITE, (out))
+#define sw_with_timeout(parent, ticks, out) sw_with_timeout_at((parent), (ticks), SW_SITE, (out))
+#define sw_with_deadline_cause(parent, deadline, cause, out)                                     \
+    sw_with_deadline_cause_at((parent), (deadline), (cause), SW_SITE, (out))
+#define sw_with_timeout_cause(parent, ticks, cause, out)                                         \
+    sw_with_timeout_cause_at((parent), (ticks), (cause), SW_SITE, (out))
+#define sw_with_value(parent, key, value, out)                                                   \
+    sw_with_value_at((parent), (key), (value), SW_SITE, (out))
+#define sw_without_cancel(parent, out) sw_without_cancel_at((parent), SW_SITE, (out))
+#define sw_after_func(ctx, f, userdata, stop_out)                                                \
+    sw_after_func_at((ctx), (f), (userdata), SW_SITE, (stop_out))
+#endif
+
+#endif  /* STOPWIRE_H_SITES */

@@ -17,6 +17,10 @@
  *   running, once the registration is gone; from inside the callback itself it does not wait.
  *   Callables are kept in a small heap block shared with the pending call (freed by whichever
  *   finishes last). Callbacks must not throw (they are called from C: std::terminate).
+ * - Creation sites (sw_dump): every creating member takes a last `const sw_site* site`, NULL by
+ *   default (the library's line is recorded); pass SW_SITE to record the caller's line:
+ *   `job.with_cancel(SW_SITE)`, `ctx.with_timeout(1000, 0, SW_SITE)`. (A default argument cannot
+ *   make a static object per call site, which the C API keeps a pointer to.)
  * - Waiting (host builds): ctx_ref::wait() and wait_for(std::chrono duration) block the calling
  *   thread until the context is done (sw_wait, sw_wait_for); deadlines fire by themselves.
  * - With C++20 <stop_token>: done_source (a std::stop_source that is stopped when a context is
@@ -131,17 +135,21 @@ public:
     }
 
     /* Children (declared here, defined below `context`). */
-    context with_cancel() const noexcept;
-    context with_deadline(std::uint64_t at, std::uint32_t cause = 0) const noexcept;
-    context with_timeout(std::uint64_t ticks, std::uint32_t cause = 0) const noexcept;
-    context with_value(std::uintptr_t key, std::uintptr_t value) const noexcept;
-    context without_cancel() const noexcept;
+    context with_cancel(const sw_site* site = nullptr) const noexcept;
+    context with_deadline(std::uint64_t at, std::uint32_t cause = 0,
+                          const sw_site* site = nullptr) const noexcept;
+    context with_timeout(std::uint64_t ticks, std::uint32_t cause = 0,
+                         const sw_site* site = nullptr) const noexcept;
+    context with_value(std::uintptr_t key, std::uintptr_t value,
+                       const sw_site* site = nullptr) const noexcept;
+    context without_cancel(const sw_site* site = nullptr) const noexcept;
 
     /* Runs `f()` once after this context is done (at once if it already is). */
     template <class F>
-    registration after_func(F&& f) const noexcept;
+    registration after_func(F&& f, const sw_site* site = nullptr) const noexcept;
     /* The C form: `fn(userdata)`, no allocation. */
-    registration after_func(sw_callback fn, void* userdata) const noexcept;
+    registration after_func(sw_callback fn, void* userdata,
+                            const sw_site* site = nullptr) const noexcept;
 
     friend bool operator==(ctx_ref a, ctx_ref b) noexcept { return a.h_.raw == b.h_.raw; }
     friend bool operator!=(ctx_ref a, ctx_ref b) noexcept { return a.h_.raw != b.h_.raw; }
@@ -207,29 +215,32 @@ private:
     sw_status status_;
 };
 
-inline context ctx_ref::with_cancel() const noexcept {
+inline context ctx_ref::with_cancel(const sw_site* site) const noexcept {
     sw_ctx out{0};
-    sw_status s = sw_with_cancel(h_, &out);
+    sw_status s = sw_with_cancel_at(h_, site, &out);
     return context::adopt(s, out);
 }
-inline context ctx_ref::with_deadline(std::uint64_t at, std::uint32_t cause) const noexcept {
+inline context ctx_ref::with_deadline(std::uint64_t at, std::uint32_t cause,
+                                      const sw_site* site) const noexcept {
     sw_ctx out{0};
-    sw_status s = sw_with_deadline_cause(h_, at, cause, &out);
+    sw_status s = sw_with_deadline_cause_at(h_, at, cause, site, &out);
     return context::adopt(s, out);
 }
-inline context ctx_ref::with_timeout(std::uint64_t ticks, std::uint32_t cause) const noexcept {
+inline context ctx_ref::with_timeout(std::uint64_t ticks, std::uint32_t cause,
+                                     const sw_site* site) const noexcept {
     sw_ctx out{0};
-    sw_status s = sw_with_timeout_cause(h_, ticks, cause, &out);
+    sw_status s = sw_with_timeout_cause_at(h_, ticks, cause, site, &out);
     return context::adopt(s, out);
 }
-inline context ctx_ref::with_value(std::uintptr_t key, std::uintptr_t value) const noexcept {
+inline context ctx_ref::with_value(std::uintptr_t key, std::uintptr_t value,
+                                   const sw_site* site) const noexcept {
     sw_ctx out{0};
-    sw_status s = sw_with_value(h_, key, value, &out);
+    sw_status s = sw_with_value_at(h_, key, value, site, &out);
     return context::adopt(s, out);
 }
-inline context ctx_ref::without_cancel() const noexcept {
+inline context ctx_ref::without_cancel(const sw_site* site) const noexcept {
     sw_ctx out{0};
-    sw_status s = sw_without_cancel(h_, &out);
+    sw_status s = sw_without_cancel_at(h_, site, &out);
     return context::adopt(s, out);
 }
 
@@ -291,15 +302,16 @@ private:
     sw_status status_ = SW_OK;
 };
 
-inline registration ctx_ref::after_func(sw_callback fn, void* userdata) const noexcept {
+inline registration ctx_ref::after_func(sw_callback fn, void* userdata,
+                                        const sw_site* site) const noexcept {
     registration r;
-    r.status_ = sw_after_func(h_, fn, userdata, &r.stop_);
+    r.status_ = sw_after_func_at(h_, fn, userdata, site, &r.stop_);
     if (r.status_ != SW_OK) r.stop_ = sw_ctx{0};
     return r;
 }
 
 template <class F>
-registration ctx_ref::after_func(F&& f) const noexcept {
+registration ctx_ref::after_func(F&& f, const sw_site* site) const noexcept {
     using Fn = std::decay_t<F>;
     registration r;
     auto* b = new (std::nothrow) detail::block<Fn>(Fn(std::forward<F>(f)));
@@ -307,7 +319,7 @@ registration ctx_ref::after_func(F&& f) const noexcept {
         r.status_ = SW_ERR_ARENA_FULL; /* no memory: nothing registered */
         return r;
     }
-    r.status_ = sw_after_func(h_, &detail::trampoline, b, &r.stop_);
+    r.status_ = sw_after_func_at(h_, &detail::trampoline, b, site, &r.stop_);
     if (r.status_ != SW_OK) {
         r.stop_ = sw_ctx{0};
         delete b; /* never registered: no call holds it */

@@ -17,12 +17,13 @@
 //! tests, shutdown paths and debug consoles, not for hot paths or interrupt handlers. Each item is
 //! a consistent snapshot of one slot; the report as a whole is not a snapshot of the arena.
 //!
-//! Contexts created through the C API record the line of the ffi crate that created them.
+//! Contexts created through the C API record their C caller's `__FILE__` and `__LINE__` when
+//! created with the `sw_*_at` functions (which the header's macros call): a
+//! [`CreationSite::Foreign`]. Those created through the plain `sw_*` functions record the line of
+//! the ffi crate that created them.
 
 #[cfg(feature = "diagnostics")]
 use core::fmt;
-#[cfg(feature = "diagnostics")]
-use core::panic::Location;
 
 #[cfg(feature = "diagnostics")]
 use crate::context::Ctx;
@@ -41,6 +42,8 @@ use crate::engine::sync::Ordering::Relaxed;
 #[cfg(feature = "diagnostics")]
 use crate::error::Error;
 
+#[cfg(feature = "diagnostics")]
+pub use crate::engine::site::CreationSite;
 pub(crate) use crate::engine::site::Site;
 
 impl Site {
@@ -48,7 +51,7 @@ impl Site {
     #[cfg(feature = "defmt")]
     fn file_line(self) -> (&'static str, u32) {
         #[cfg(feature = "diagnostics")]
-        return (self.loc.file(), self.loc.line());
+        return self.get().map_or(("?", 0), |s| (s.file(), s.line()));
         #[cfg(not(feature = "diagnostics"))]
         ("?", 0)
     }
@@ -125,8 +128,9 @@ pub struct Live {
     pub born: u64,
     /// Ticks since then, at the time of the snapshot.
     pub age: u64,
-    /// The source line that created it.
-    pub site: Option<&'static Location<'static>>,
+    /// Where it was created: the Rust source line, or the site a C caller gave
+    /// ([`CreationSite::Foreign`]); `None` only if no site was recorded.
+    pub site: Option<CreationSite>,
 }
 
 #[cfg(feature = "diagnostics")]
@@ -251,9 +255,9 @@ impl Iterator for LiveIter<'_> {
                 err,
                 born,
                 age: now.saturating_sub(born),
-                // SAFETY: `site` is null or was stored from a `&'static Location<'static>` by
-                // `Tree::record`; it is never written with anything else.
-                site: unsafe { site.cast_const().cast::<Location<'static>>().as_ref() },
+                // SAFETY: `site` is null or the word of a `Site`, stored by `Tree::record`; it is
+                // never written with anything else (engine::site, S2).
+                site: unsafe { Site::decode(site.cast_const()) },
             })
         })
     }
@@ -419,7 +423,7 @@ impl ArenaView {
             log::warn!("stopwire: leak: {live}");
             #[cfg(feature = "defmt")]
             {
-                let (file, line) = live.site.map_or(("?", 0), |l| (l.file(), l.line()));
+                let (file, line) = live.site.map_or(("?", 0), |s| (s.file(), s.line()));
                 defmt::warn!(
                     "stopwire: leak: slot {=usize} ({=str}) created at {=str}:{=u32}",
                     live.slot,

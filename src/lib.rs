@@ -88,11 +88,12 @@ pub use clock::StdClock;
 pub use clock::{advanced, Clock, FnClock, ManualClock, NoClock};
 pub use context::{AfterFunc, Ctx, OwnedCtx};
 #[cfg(feature = "diagnostics")]
-pub use diagnostics::{Leaks, Live, LiveIter, LiveKind, Report, LEAKS_KEPT};
+pub use diagnostics::{CreationSite, Leaks, Live, LiveIter, LiveKind, Report, LEAKS_KEPT};
 pub use engine::arena::{Arena, ArenaInner, ArenaView, Stats};
 pub use engine::audit::AuditError;
 pub use engine::callback::Callback;
 pub use engine::handle::Handle;
+pub use engine::site::{ArenaAt, ForeignSite};
 pub use engine::slot::Slot;
 pub use error::Error;
 #[cfg(feature = "std")]

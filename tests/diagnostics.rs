@@ -5,7 +5,9 @@
 
 use core::num::NonZeroUsize;
 
-use stopwire::{Arena, Handle, LiveKind, ManualClock, LEAKS_KEPT};
+use stopwire::{
+    Arena, Callback, CreationSite, ForeignSite, Handle, LiveKind, ManualClock, LEAKS_KEPT,
+};
 
 const KEY: NonZeroUsize = NonZeroUsize::new(7).unwrap();
 
@@ -199,6 +201,107 @@ fn a6_raw_engine_creations_record_their_caller() {
     let h = ARENA.with_value(Handle::BACKGROUND, 3, 4).unwrap();
     let live = ARENA.live().next().unwrap();
     assert_eq!((live.handle, live.site.unwrap().line()), (h, line));
+    ARENA.release(h).unwrap();
+}
+
+/// A foreign caller's site (the C API's `sw_*_at`, `engine::site`'s tagged word): reported with
+/// its file and line, column 0, beside Rust sites in the same arena, in `live`, the report and the
+/// leak check; `at(None)` records the caller of `at` (SPEC A6: a leak names its creator).
+#[test]
+fn a6_foreign_sites_are_reported_beside_rust_ones() {
+    static ARENA: Arena<8> = Arena::new();
+    static DRIVER: ForeignSite = ForeignSite::new(c"firmware/driver.c", 4242);
+    static NO_LINE: ForeignSite = ForeignSite::new(c"unknown.c", 0);
+    let job = ARENA.background().with_cancel().unwrap();
+    let rust_line = line!() - 1;
+    let c = ARENA.at(Some(&DRIVER)).with_cancel(job.handle()).unwrap();
+    let none_line = line!() + 1;
+    let t = ARENA.at(None).with_timeout_cause(c, 60_000_000, 2).unwrap();
+    let v = ARENA.at(Some(&NO_LINE)).with_value(c, 1, 2).unwrap();
+    let d = ARENA.at(Some(&DRIVER)).without_cancel(v).unwrap();
+    let at = ARENA
+        .at(Some(&DRIVER))
+        .with_deadline_cause(t, u64::MAX, 0)
+        .unwrap();
+    let stop = ARENA
+        .at(Some(&DRIVER))
+        .after_func(at, Callback::new(|_| {}, 0))
+        .unwrap();
+
+    let live: Vec<_> = ARENA.live().collect();
+    let site_of = |h: Handle| live.iter().find(|l| l.handle == h).unwrap().site.unwrap();
+    let rust = site_of(job.handle());
+    assert!(matches!(rust, CreationSite::Rust(_)));
+    assert_eq!(
+        (rust.line(), rust.location().unwrap().line()),
+        (rust_line, rust_line)
+    );
+    assert!(rust.file().ends_with("diagnostics.rs") && rust.column() > 0);
+    for h in [c, d, at, stop] {
+        let s = site_of(h);
+        let CreationSite::Foreign(f) = s else {
+            panic!("{h:?}: {s:?}")
+        };
+        assert!(core::ptr::eq(f, &DRIVER));
+        assert_eq!(
+            (s.file(), s.line(), s.column()),
+            ("firmware/driver.c", 4242, 0)
+        );
+        assert_eq!(s.file_bytes(), b"firmware/driver.c");
+        assert!(s.location().is_none());
+        assert_eq!(s.to_string(), "firmware/driver.c:4242");
+    }
+    assert_eq!(site_of(v).to_string(), "unknown.c:0");
+    let none = site_of(t);
+    assert!(matches!(none, CreationSite::Rust(_)));
+    assert_eq!(none.line(), none_line);
+
+    let report = ARENA.report().to_string();
+    assert!(
+        report.contains("created at firmware/driver.c:4242\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("diagnostics.rs:{rust_line}:")),
+        "{report}"
+    );
+    let leaks = job.check_released().unwrap_err();
+    assert_eq!(leaks.count(), 6);
+    assert_eq!(
+        leaks.iter().next().unwrap().site.unwrap().to_string(),
+        "firmware/driver.c:4242"
+    );
+
+    // Released: a reused slot reports its new creator, never the old one's site.
+    for h in [stop, d, at, v, t, c] {
+        ARENA.release(h).unwrap();
+    }
+    let line = line!() + 1;
+    let again = job.with_cancel().unwrap();
+    let site = ARENA.live().last().unwrap().site.unwrap();
+    assert!(matches!(site, CreationSite::Rust(_)) && site.line() == line);
+    drop(again);
+    assert!(job.check_released().is_ok());
+}
+
+/// A foreign file name that is not UTF-8: `file` says so, `file_bytes` has the bytes, `Display`
+/// replaces the bad bytes.
+#[test]
+fn a6_foreign_site_file_names_need_not_be_utf8() {
+    static ARENA: Arena<2> = Arena::new();
+    static LATIN1: ForeignSite = ForeignSite::new(c"caf\xe9.c", 3);
+    let h = ARENA
+        .at(Some(&LATIN1))
+        .with_cancel(Handle::BACKGROUND)
+        .unwrap();
+    let site = ARENA.live().next().unwrap().site.unwrap();
+    assert_eq!(site.file(), "(file name not UTF-8)");
+    assert_eq!(site.file_bytes(), b"caf\xe9.c");
+    assert_eq!(site.to_string(), "caf\u{fffd}.c:3");
+    assert_eq!(
+        format!("{LATIN1:?}"),
+        r#"ForeignSite { file: "caf\xe9.c", line: 3 }"#
+    );
     ARENA.release(h).unwrap();
 }
 

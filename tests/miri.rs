@@ -259,3 +259,30 @@ fn miri_c10_threads_create_check_and_cancel() {
     drop(values);
     assert_eq!(arena.stats().in_use, 0);
 }
+
+/// The tagged site word (engine::site): a Rust `Location` and a foreign site stored in the same
+/// arena decode back to what was given, with the tag set and cleared under strict provenance.
+#[cfg(feature = "diagnostics")]
+#[test]
+fn miri_a6_rust_and_foreign_sites_decode() {
+    use stopwire::{CreationSite, ForeignSite};
+    static ARENA: Arena<4> = Arena::new();
+    static SITE: ForeignSite = ForeignSite::new(c"main.c", 12);
+    let line = line!() + 1;
+    let rust = ARENA.with_cancel(Handle::BACKGROUND).unwrap();
+    let foreign = ARENA.at(Some(&SITE)).with_value(rust, 1, 2).unwrap();
+    let stop = ARENA
+        .at(Some(&SITE))
+        .after_func(foreign, Callback::new(|_| {}, 0))
+        .unwrap();
+    let sites: Vec<_> = ARENA.live().map(|l| l.site.unwrap()).collect();
+    assert!(matches!(sites[0], CreationSite::Rust(l) if l.line() == line));
+    for s in &sites[1..] {
+        assert!(matches!(s, CreationSite::Foreign(f) if core::ptr::eq(*f, &SITE)));
+        assert_eq!((s.file(), s.line(), s.column()), ("main.c", 12, 0));
+    }
+    assert_eq!(sites.len(), 3);
+    ARENA.release(stop).unwrap();
+    ARENA.release(foreign).unwrap();
+    ARENA.release(rust).unwrap();
+}

@@ -14,6 +14,7 @@ use core::num::NonZeroU32;
 use engine::{Callback, Error, Handle};
 
 use crate::arena::{guard, ARENA};
+use crate::site::{at, sw_site};
 use crate::status::{status_of, sw_status};
 use crate::sw_ctx;
 
@@ -78,6 +79,24 @@ pub unsafe extern "C" fn sw_after_func(
     userdata: *mut c_void,
     stop_out: *mut sw_ctx,
 ) -> sw_status {
+    // SAFETY: forwarded contract on `f`, `userdata` and `stop_out`; a NULL site.
+    unsafe { sw_after_func_at(ctx, f, userdata, core::ptr::null(), stop_out) }
+}
+
+/// As `sw_after_func`, recording `site` as the registration's creation site that `sw_dump`
+/// reports (see `sw_with_cancel_at`; NULL records this library's line). ISR-safe. May run `f`.
+///
+/// # Safety
+/// As `sw_after_func`; and `site` must be NULL or point to a `sw_site` with static storage
+/// duration, never changed, whose `file` is NULL or a NUL-terminated string with static storage.
+#[no_mangle]
+pub unsafe extern "C" fn sw_after_func_at(
+    ctx: sw_ctx,
+    f: sw_callback,
+    userdata: *mut c_void,
+    site: *const sw_site,
+    stop_out: *mut sw_ctx,
+) -> sw_status {
     let Some(f) = f else {
         return sw_status::SW_ERR_NULL_ARG;
     };
@@ -87,7 +106,8 @@ pub unsafe extern "C" fn sw_after_func(
     guard(sw_status::SW_ERR_INTERNAL, || {
         // SAFETY: the caller of this function made exactly the promise `from_c` asks for.
         let cb = unsafe { Callback::from_c(f, userdata) };
-        match ARENA.after_func(ctx.into(), cb) {
+        // SAFETY: the caller's contract on `site`.
+        match unsafe { at(site) }.after_func(ctx.into(), cb) {
             Ok(stop) => {
                 // SAFETY: `stop_out` is non-null (checked above) and writable (caller's promise).
                 unsafe { stop_out.write(stop.into()) };

@@ -1,12 +1,17 @@
 //! Creating contexts: the roots and the `sw_with_*` functions. Each checks its out-pointer, calls
-//! one engine method, and writes the new handle only on success; none runs a callback. All are
+//! one engine method, and writes the new handle only on success; none runs a callback. Each has an
+//! `_at` form taking the C caller's creation site (`struct sw_site`, which `sw_dump` reports; the
+//! header's macros pass `SW_SITE`); the plain forms are the `_at` forms with a NULL site. All are
 //! ISR-safe on microcontrollers: a creation takes the arena's critical section once, for a bounded
 //! time (SPEC T3). On hosts the arena lock is held by threads, so a POSIX signal handler must not
 //! create (docs/c-api.md, "Interrupt handlers and signal handlers").
 
 use engine::{Error, Handle};
 
-use crate::arena::{guard, ARENA};
+use crate::arena::guard;
+#[cfg(feature = "std")]
+use crate::arena::ARENA;
+use crate::site::{at, sw_site};
 use crate::status::sw_status;
 use crate::sw_ctx;
 
@@ -63,8 +68,26 @@ pub extern "C" fn sw_todo() -> sw_ctx {
 /// `out` must be NULL or valid for writing one `sw_ctx`.
 #[no_mangle]
 pub unsafe extern "C" fn sw_with_cancel(parent: sw_ctx, out: *mut sw_ctx) -> sw_status {
-    // SAFETY: forwarded contract on `out`.
-    unsafe { create(out, || ARENA.with_cancel(parent.into())) }
+    // SAFETY: forwarded contract on `out`; a NULL site.
+    unsafe { sw_with_cancel_at(parent, core::ptr::null(), out) }
+}
+
+/// As `sw_with_cancel`, recording `site` as the creation site that `sw_dump` reports (docs/c-api.md,
+/// "Creation sites"). `site`: a `sw_site` with static storage duration, as the header's `SW_SITE`
+/// makes; NULL (or a NULL `file`) records this library's line, as `sw_with_cancel` does. ISR-safe.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing one `sw_ctx`; `site` must be NULL or point to a
+/// `sw_site` with static storage duration, never changed, whose `file` is NULL or a
+/// NUL-terminated string with static storage.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_cancel_at(
+    parent: sw_ctx,
+    site: *const sw_site,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contracts on `out` and `site`.
+    unsafe { create(out, || at(site).with_cancel(parent.into())) }
 }
 
 /// A child with an absolute deadline in ticks of the clock in use (SPEC D1). If `parent`'s effective
@@ -79,12 +102,23 @@ pub unsafe extern "C" fn sw_with_deadline(
     deadline: u64,
     out: *mut sw_ctx,
 ) -> sw_status {
-    // SAFETY: forwarded contract on `out`.
-    unsafe {
-        create(out, || {
-            timed(ARENA.with_deadline_cause(parent.into(), deadline, 0))
-        })
-    }
+    // SAFETY: forwarded contract on `out`; a NULL site.
+    unsafe { sw_with_deadline_cause_at(parent, deadline, 0, core::ptr::null(), out) }
+}
+
+/// As `sw_with_deadline`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+///
+/// # Safety
+/// As `sw_with_cancel_at`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_deadline_at(
+    parent: sw_ctx,
+    deadline: u64,
+    site: *const sw_site,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contracts on `out` and `site`.
+    unsafe { sw_with_deadline_cause_at(parent, deadline, 0, site, out) }
 }
 
 /// `sw_with_deadline(parent, sw_now() + ticks)`, saturating (SPEC D1). ISR-safe.
@@ -97,12 +131,23 @@ pub unsafe extern "C" fn sw_with_timeout(
     ticks: u64,
     out: *mut sw_ctx,
 ) -> sw_status {
-    // SAFETY: forwarded contract on `out`.
-    unsafe {
-        create(out, || {
-            timed(ARENA.with_timeout_cause(parent.into(), ticks, 0))
-        })
-    }
+    // SAFETY: forwarded contract on `out`; a NULL site.
+    unsafe { sw_with_timeout_cause_at(parent, ticks, 0, core::ptr::null(), out) }
+}
+
+/// As `sw_with_timeout`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+///
+/// # Safety
+/// As `sw_with_cancel_at`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_timeout_at(
+    parent: sw_ctx,
+    ticks: u64,
+    site: *const sw_site,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contracts on `out` and `site`.
+    unsafe { sw_with_timeout_cause_at(parent, ticks, 0, site, out) }
 }
 
 /// As `sw_with_deadline`, and `cause` is recorded if (and only if) this deadline fires (SPEC K5);
@@ -118,10 +163,26 @@ pub unsafe extern "C" fn sw_with_deadline_cause(
     cause: u32,
     out: *mut sw_ctx,
 ) -> sw_status {
-    // SAFETY: forwarded contract on `out`.
+    // SAFETY: forwarded contract on `out`; a NULL site.
+    unsafe { sw_with_deadline_cause_at(parent, deadline, cause, core::ptr::null(), out) }
+}
+
+/// As `sw_with_deadline_cause`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+///
+/// # Safety
+/// As `sw_with_cancel_at`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_deadline_cause_at(
+    parent: sw_ctx,
+    deadline: u64,
+    cause: u32,
+    site: *const sw_site,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contracts on `out` and `site`.
     unsafe {
         create(out, || {
-            timed(ARENA.with_deadline_cause(parent.into(), deadline, cause))
+            timed(at(site).with_deadline_cause(parent.into(), deadline, cause))
         })
     }
 }
@@ -137,10 +198,26 @@ pub unsafe extern "C" fn sw_with_timeout_cause(
     cause: u32,
     out: *mut sw_ctx,
 ) -> sw_status {
-    // SAFETY: forwarded contract on `out`.
+    // SAFETY: forwarded contract on `out`; a NULL site.
+    unsafe { sw_with_timeout_cause_at(parent, ticks, cause, core::ptr::null(), out) }
+}
+
+/// As `sw_with_timeout_cause`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+///
+/// # Safety
+/// As `sw_with_cancel_at`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_timeout_cause_at(
+    parent: sw_ctx,
+    ticks: u64,
+    cause: u32,
+    site: *const sw_site,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contracts on `out` and `site`.
     unsafe {
         create(out, || {
-            timed(ARENA.with_timeout_cause(parent.into(), ticks, cause))
+            timed(at(site).with_timeout_cause(parent.into(), ticks, cause))
         })
     }
 }
@@ -157,8 +234,24 @@ pub unsafe extern "C" fn sw_with_value(
     value: usize,
     out: *mut sw_ctx,
 ) -> sw_status {
-    // SAFETY: forwarded contract on `out`.
-    unsafe { create(out, || ARENA.with_value(parent.into(), key, value)) }
+    // SAFETY: forwarded contract on `out`; a NULL site.
+    unsafe { sw_with_value_at(parent, key, value, core::ptr::null(), out) }
+}
+
+/// As `sw_with_value`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+///
+/// # Safety
+/// As `sw_with_cancel_at`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_with_value_at(
+    parent: sw_ctx,
+    key: usize,
+    value: usize,
+    site: *const sw_site,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contracts on `out` and `site`.
+    unsafe { create(out, || at(site).with_value(parent.into(), key, value)) }
 }
 
 /// A detached child (SPEC W1): keeps `parent`'s values, but is never done, has no deadline and no
@@ -169,8 +262,22 @@ pub unsafe extern "C" fn sw_with_value(
 /// `out` must be NULL or valid for writing one `sw_ctx`.
 #[no_mangle]
 pub unsafe extern "C" fn sw_without_cancel(parent: sw_ctx, out: *mut sw_ctx) -> sw_status {
-    // SAFETY: forwarded contract on `out`.
-    unsafe { create(out, || ARENA.without_cancel(parent.into())) }
+    // SAFETY: forwarded contract on `out`; a NULL site.
+    unsafe { sw_without_cancel_at(parent, core::ptr::null(), out) }
+}
+
+/// As `sw_without_cancel`, recording `site` (see `sw_with_cancel_at`). ISR-safe.
+///
+/// # Safety
+/// As `sw_with_cancel_at`.
+#[no_mangle]
+pub unsafe extern "C" fn sw_without_cancel_at(
+    parent: sw_ctx,
+    site: *const sw_site,
+    out: *mut sw_ctx,
+) -> sw_status {
+    // SAFETY: forwarded contracts on `out` and `site`.
+    unsafe { create(out, || at(site).without_cancel(parent.into())) }
 }
 
 /// A context with a deadline was created: on hosts, make sure the C arena's deadline driver thread

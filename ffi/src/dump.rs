@@ -1,9 +1,10 @@
 //! The live-context report for C: `sw_dump` calls back once per context still held, oldest
 //! first, with where it was created (the engine's leak diagnostics, `engine::ArenaView::live`).
 //!
-//! Contexts created through this API record the line of this crate that created them (a C
-//! caller's own file and line are not known to Rust); their handles, kinds, parents and ages are
-//! what tells them apart. The report needs the engine's `diagnostics` feature, which comes with
+//! Contexts created through the `sw_*_at` functions (which the header's macros call with
+//! `SW_SITE`) record the C caller's `__FILE__` and `__LINE__` (column 0); those created through
+//! the plain functions, or with a NULL site, record the line of this crate that created them.
+//! The report needs the engine's `diagnostics` feature, which comes with
 //! `std`: a library built without `std` reports nothing.
 
 use core::ffi::{c_char, c_void};
@@ -46,14 +47,16 @@ pub struct sw_live {
     pub born: u64,
     /// Ticks since then.
     pub age: u64,
-    /// The source file that created it: `file_len` bytes, NOT NUL-terminated (print it with
-    /// `"%.*s", (int)file_len, file`); NULL when unknown. Static storage.
+    /// The source file that created it: the `file` of the `sw_site` given at creation (the C
+    /// caller's `__FILE__`), else the Rust source file of this library. `file_len` bytes, not
+    /// always NUL-terminated (print it with `"%.*s", (int)file_len, file`); NULL when unknown.
+    /// Static storage.
     pub file: *const c_char,
     /// Length of `file` in bytes.
     pub file_len: u32,
     /// Line in `file` (0 when unknown).
     pub line: u32,
-    /// Column in `file` (0 when unknown).
+    /// Column in `file` (0 when unknown, and for a `sw_site`: C has no `__COLUMN__`).
     pub column: u32,
 }
 
@@ -98,11 +101,11 @@ pub unsafe extern "C" fn sw_dump(callback: sw_dump_fn, userdata: *mut c_void) ->
 fn entry(live: &engine::Live) -> sw_live {
     use engine::{Error, LiveKind};
     let (file, file_len, line, column) = match live.site {
-        Some(l) => (
-            l.file().as_ptr().cast::<c_char>(),
-            u32::try_from(l.file().len()).unwrap_or(u32::MAX),
-            l.line(),
-            l.column(),
+        Some(s) => (
+            s.file_bytes().as_ptr().cast::<c_char>(),
+            u32::try_from(s.file_bytes().len()).unwrap_or(u32::MAX),
+            s.line(),
+            s.column(),
         ),
         None => (core::ptr::null(), 0, 0, 0),
     };

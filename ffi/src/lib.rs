@@ -38,7 +38,8 @@
 //!
 //! `arena` (the static arena and the panic guard), `status` (status codes and the mapping from
 //! [`engine::Error`]), `clock` (the swappable tick source), `create` (the `sw_with_*`
-//! functions), `dump` (the live-context report, `sw_dump`), `cancel` (cancel, release, callbacks, the deadline driver) and `query` (the
+//! functions), `site` (`sw_site`, the C caller's creation site), `dump` (the live-context
+//! report, `sw_dump`), `cancel` (cancel, release, callbacks, the deadline driver) and `query` (the
 //! lock-free checks, statistics and version).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
@@ -55,6 +56,7 @@ mod create;
 mod dump;
 mod port;
 mod query;
+mod site;
 mod status;
 #[cfg(feature = "std")]
 mod wait;
@@ -62,12 +64,15 @@ mod wait;
 pub use alarm::sw_next_deadline;
 pub use arena::{arena, ARENA, CAPACITY};
 pub use cancel::{
-    sw_after_func, sw_callback, sw_cancel, sw_cancel_cause, sw_expire, sw_release, sw_stop,
+    sw_after_func, sw_after_func_at, sw_callback, sw_cancel, sw_cancel_cause, sw_expire,
+    sw_release, sw_stop,
 };
 pub use clock::{sw_now, sw_set_clock};
 pub use create::{
-    sw_background, sw_todo, sw_with_cancel, sw_with_deadline, sw_with_deadline_cause,
-    sw_with_timeout, sw_with_timeout_cause, sw_with_value, sw_without_cancel,
+    sw_background, sw_todo, sw_with_cancel, sw_with_cancel_at, sw_with_deadline,
+    sw_with_deadline_at, sw_with_deadline_cause, sw_with_deadline_cause_at, sw_with_timeout,
+    sw_with_timeout_at, sw_with_timeout_cause, sw_with_timeout_cause_at, sw_with_value,
+    sw_with_value_at, sw_without_cancel, sw_without_cancel_at,
 };
 pub use dump::{sw_dump, sw_dump_fn, sw_live, sw_live_kind};
 /// The engine (the `stopwire` package), re-exported for Rust code that shares the C arena.
@@ -76,6 +81,7 @@ pub use query::{
     sw_cause, sw_deadline, sw_err, sw_is_done, sw_stats, sw_stats_get, sw_value, sw_version,
     SW_VERSION_MAJOR, SW_VERSION_MINOR, SW_VERSION_PATCH,
 };
+pub use site::sw_site;
 pub use status::{sw_status, sw_status_str};
 #[cfg(feature = "std")]
 pub use wait::{sw_wait, sw_wait_for};

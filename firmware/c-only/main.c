@@ -410,9 +410,16 @@ static void a3_a_full_arena_refuses_and_recovers(void)
 }
 
 /* A2: a released handle is stale everywhere, even from an interrupt-free thread mode check. */
+/* A creation site (docs/c-api.md, "Creation sites"): the _at forms link and work in a library
+   built without std, which keeps no site (this build is freestanding: SW_SITE is NULL). */
+static const sw_site here = {"main.c", 1u};
+
 static void a2_a_released_handle_is_stale(void)
 {
     sw_ctx c;
+    CHECK(SW_SITE == 0);
+    CHECK_OK(sw_with_cancel_at(sw_background(), &here, &c));
+    CHECK_OK(sw_release(c));
     CHECK_OK(sw_with_cancel(sw_background(), &c));
     CHECK_OK(sw_release(c));
     CHECK(sw_is_done(c));

@@ -263,8 +263,9 @@ pub struct Slot {
     pub(crate) dl_owner: AtomicIdx,
     pub(crate) payload: [AtomicPtr<()>; 2],
     pub(crate) waiters: AtomicPtr<()>,
-    /// Where the slot's current occupant was created (feature `diagnostics`); written at
-    /// creation under the lock, before the state is published.
+    /// Where the slot's current occupant was created (feature `diagnostics`): the word of a
+    /// `Site`, a tagged pointer to a Rust `Location` or a `ForeignSite` (engine::site, S1, S2);
+    /// written at creation under the lock, before the state is published.
     #[cfg(feature = "diagnostics")]
     pub(crate) site: AtomicPtr<()>,
     /// The arena's creation sequence number of the current occupant (oldest first).

@@ -204,6 +204,25 @@ fn compiler(program: &str, std: &str, extra: &[&str]) -> Command {
     c
 }
 
+/// A function that expands every creation-site macro of the header (`SW_SITE` and the plain names
+/// that call the `_at` forms), so that the header checks compile them under `-Wpedantic`.
+const USES_EVERY_MACRO: &str = r#"int sw_header_compiles(void);
+int sw_header_compiles(void) {
+    sw_ctx c = {0};
+    const sw_site *site = SW_SITE;
+    int bad = site == 0 && sw_with_cancel_at(sw_background(), site, &c) != SW_OK;
+    bad |= sw_with_cancel(sw_background(), &c) != SW_OK;
+    bad |= sw_with_deadline(sw_background(), 1, &c) != SW_OK;
+    bad |= sw_with_timeout(sw_background(), 1, &c) != SW_OK;
+    bad |= sw_with_deadline_cause(sw_background(), 1, 2, &c) != SW_OK;
+    bad |= sw_with_timeout_cause(sw_background(), 1, 2, &c) != SW_OK;
+    bad |= sw_with_value(sw_background(), 1, 2, &c) != SW_OK;
+    bad |= sw_without_cancel(sw_background(), &c) != SW_OK;
+    bad |= sw_after_func(c, 0, 0, &c) != SW_OK;
+    return bad ? (int)SW_ERR_INTERNAL : (int)SW_OK;
+}
+"#;
+
 /// Every check of the header on its own, and of its version macros.
 fn check_header(work: &Path) -> Result {
     let fresh = work.join("stopwire.fresh.h");
@@ -234,36 +253,44 @@ fn check_header(work: &Path) -> Result {
     let c_file = work.join("header_alone.c");
     write(
         &c_file,
-        "#include \"stopwire.h\"\nint sw_header_compiles(void);\nint sw_header_compiles(void) { return SW_OK; }\n",
+        &format!("#include \"stopwire.h\"\n{USES_EVERY_MACRO}"),
     )?;
     let cpp_file = work.join("header_alone.cpp");
     write(
         &cpp_file,
-        "#include \"stopwire.h\"\n#include \"stopwire.hpp\"\nint sw_header_compiles() { return SW_OK; }\n",
+        &format!("#include \"stopwire.h\"\n#include \"stopwire.hpp\"\n{USES_EVERY_MACRO}"),
     )?;
     let obj = path_str(&work.join("header_alone.o"));
     let (c, cpp) = (path_str(&c_file), path_str(&cpp_file));
     for std in ["c99", "c11"] {
         run(compiler("gcc", std, &["-Iinclude", "-c", &c, "-o", &obj]))?;
+        // Without the creation-site macros (STOPWIRE_SITES=0): the plain functions.
+        run(compiler(
+            "gcc",
+            std,
+            &["-DSTOPWIRE_SITES=0", "-Iinclude", "-c", &c, "-o", &obj],
+        ))?;
     }
     for std in ["c++17", "c++20"] {
         run(compiler("g++", std, &["-Iinclude", "-c", &cpp, "-o", &obj]))?;
     }
-    for std in ["c99", "c11"] {
-        run(compiler(
-            "arm-none-eabi-gcc",
-            std,
-            &[
-                "-ffreestanding",
-                "-mcpu=cortex-m3",
-                "-mthumb",
-                "-Iinclude",
-                "-c",
-                &c,
-                "-o",
-                &obj,
-            ],
-        ))?;
+    // Freestanding, the site macros are off unless asked for (STOPWIRE_SITES=1).
+    for (std, sites) in [("c99", "0"), ("c11", "0"), ("c99", "1"), ("c11", "1")] {
+        let define = format!("-DSTOPWIRE_SITES={sites}");
+        let mut args = vec![
+            "-ffreestanding",
+            "-mcpu=cortex-m3",
+            "-mthumb",
+            "-Iinclude",
+            "-c",
+            &c,
+            "-o",
+            &obj,
+        ];
+        if sites == "1" {
+            args.push(&define);
+        }
+        run(compiler("arm-none-eabi-gcc", std, &args))?;
     }
     println!("the header compiles alone as C99, C11, C++17 and freestanding arm-none-eabi");
     Ok(())

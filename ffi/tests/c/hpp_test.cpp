@@ -2,6 +2,7 @@
 // member queries. Linked with harness.c; prints "N passed, M failed".
 #include <atomic>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -185,6 +186,56 @@ static void w1_detached_child_and_deadline_members() {
     sw_test_clock_uninstall();
 }
 
+// Creation sites (docs/c-api.md, "Creation sites"; SPEC A6): a member given SW_SITE reports this
+// file and line, column 0; without one the library's own line; the C API's plain names are
+// macros in C++ too.
+struct site_seen {
+    sw_ctx ctx;
+    std::string file;
+    unsigned line, column;
+};
+
+static void collect_site(const sw_live* e, void* userdata) {
+    auto* out = static_cast<std::vector<site_seen>*>(userdata);
+    out->push_back({e->ctx, std::string(e->file, e->file_len), e->line, e->column});
+}
+
+static void a6_sw_site_members_report_the_callers_line() {
+    unsigned line = __LINE__ + 1;
+    stopwire::context job = stopwire::background().with_cancel(SW_SITE);
+    stopwire::context timed = job.with_timeout(60000000, 3, SW_SITE);
+    stopwire::context plain = job.with_value(1, 2);
+    sw_ctx c_made{0};
+    unsigned c_line = __LINE__ + 1;
+    MUST(sw_without_cancel(job.handle(), &c_made));
+    stopwire::registration reg = job.after_func([] {}, SW_SITE);
+    unsigned reg_line = __LINE__ - 1;
+    std::vector<site_seen> seen;
+    CHECK_EQ(sw_dump(collect_site, &seen), 5);
+    auto of = [&](sw_ctx c) -> const site_seen* {
+        for (const auto& s : seen) {
+            if (s.ctx.raw == c.raw) return &s;
+        }
+        return nullptr;
+    };
+    const site_seen* s = of(job.handle());
+    CHECK(s != nullptr && s->file == __FILE__ && s->line == line && s->column == 0);
+    s = of(timed.handle());
+    CHECK(s != nullptr && s->file == __FILE__ && s->line == line + 1);
+    s = of(c_made);
+    CHECK(s != nullptr && s->file == __FILE__ && s->line == c_line);
+    s = of(plain.handle());
+    CHECK(s != nullptr && s->file.size() > 3 &&
+          s->file.compare(s->file.size() - 3, 3, ".rs") == 0 && s->column > 0);
+    CHECK_EQ(seen.size(), 5);
+    bool reg_seen = false;
+    for (const auto& e : seen) {
+        reg_seen |= e.file == __FILE__ && e.line == reg_line;
+    }
+    CHECK(reg_seen);
+    CHECK_EQ(sw_release(c_made), SW_OK);
+}
+
 static void a6_stats_member() {
     sw_stats s = stopwire::stats();
     CHECK(s.capacity > 0);
@@ -208,6 +259,7 @@ static const struct sw_test hpp_tests[] = {
     {"n2_wait_and_wait_for_block_until_done", n2_wait_and_wait_for_block_until_done},
     {"w1_detached_child_and_deadline_members", w1_detached_child_and_deadline_members},
     {"a6_stats_member", a6_stats_member},
+    {"a6_sw_site_members_report_the_callers_line", a6_sw_site_members_report_the_callers_line},
     {nullptr, nullptr},
 };
 
