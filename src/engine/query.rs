@@ -309,9 +309,10 @@ impl ArenaView {
         let n = self.slots.len();
         let mut found = None;
         let mut cur = slot;
-        let mut cs = s;
         for _ in 0..n {
-            if kind_of(cs) == Kind::Value && cur.word(0) == key {
+            // The key first: most layers on the way have another key, and then the state (the
+            // kind) need not be loaded at all.
+            if cur.word(0) == key && kind_of(cur.state.load(Acquire)) == Kind::Value {
                 found = Some(cur.word(1));
                 break;
             }
@@ -321,7 +322,6 @@ impl ArenaView {
             }
             // SAFETY: `p < n` was checked just above.
             cur = unsafe { self.slots.get_unchecked(p) };
-            cs = cur.state.load(Acquire);
         }
         Self::revalidate(slot, gen_of(s))?;
         Ok(found)
