@@ -38,9 +38,32 @@ mod imp {
     #[derive(Debug)]
     pub(crate) struct Lock;
 
+    /// Interrupts stay masked until this is dropped.
+    pub(crate) struct Guard(critical_section::RestoreState);
+
+    /// What [`Lock::lock`] returns.
+    pub(crate) type LockGuard<'a> = Guard;
+
+    impl Drop for Guard {
+        #[inline]
+        fn drop(&mut self) {
+            // SAFETY: `self.0` came from the `acquire` in `Lock::lock`, and guards are dropped
+            // in the reverse order of their creation (they live in the stack frames of the
+            // operations and are never forgotten), which is the nesting `release` requires.
+            unsafe { critical_section::release(self.0) };
+        }
+    }
+
     impl Lock {
         pub(crate) const fn new() -> Self {
             Lock
+        }
+
+        /// Takes the lock (masks interrupts) until the guard is dropped.
+        #[inline]
+        pub(crate) fn lock(&self) -> Guard {
+            // SAFETY: the matching `release` is in `Guard::drop` (see there for the nesting).
+            Guard(unsafe { critical_section::acquire() })
         }
 
         #[inline]
@@ -52,6 +75,9 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
+    /// What [`Lock::lock`] returns.
+    pub(crate) type LockGuard<'a> = loom::sync::MutexGuard<'a, ()>;
+
     /// loom's mutex: explored as a blocking lock.
     #[derive(Debug)]
     pub(crate) struct Lock(loom::sync::Mutex<()>);
@@ -61,9 +87,15 @@ mod imp {
             Lock(loom::sync::Mutex::new(()))
         }
 
+        /// Takes the lock until the guard is dropped.
+        #[inline]
+        pub(crate) fn lock(&self) -> LockGuard<'_> {
+            self.0.lock().expect("the engine never panics while locked")
+        }
+
         #[inline]
         pub(crate) fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-            let _guard = self.0.lock().expect("the engine never panics while locked");
+            let _guard = self.lock();
             f()
         }
     }
@@ -79,8 +111,11 @@ mod imp {
         held: AtomicBool,
     }
 
-    /// Releases the lock when dropped, also if the closure unwinds.
-    struct Guard<'a>(&'a AtomicBool);
+    /// Releases the lock when dropped, also if the holder unwinds.
+    pub(crate) struct Guard<'a>(&'a AtomicBool);
+
+    /// What [`Lock::lock`] returns.
+    pub(crate) type LockGuard<'a> = Guard<'a>;
 
     impl Drop for Guard<'_> {
         #[inline]
@@ -102,12 +137,18 @@ mod imp {
             }
         }
 
-        #[inline]
-        pub(crate) fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        /// Takes the lock until the guard is dropped.
+        #[inline(always)]
+        pub(crate) fn lock(&self) -> Guard<'_> {
             if self.held.swap(true, Ordering::Acquire) {
                 self.contended();
             }
-            let _guard = Guard(&self.held);
+            Guard(&self.held)
+        }
+
+        #[inline]
+        pub(crate) fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+            let _guard = self.lock();
             f()
         }
 
@@ -136,4 +177,4 @@ mod imp {
     }
 }
 
-pub(crate) use imp::Lock;
+pub(crate) use imp::{Lock, LockGuard};

@@ -26,6 +26,7 @@ use core::task::Waker;
 use crate::engine::arena::ArenaView;
 use crate::engine::callback::{Callback, Pending};
 use crate::engine::deadline::Insert;
+use crate::engine::lock::LockGuard;
 use crate::engine::slot::{Idx, Slot, NONE};
 use crate::engine::sync::{fence, Ordering::Release};
 use crate::engine::waiter::WakeBatch;
@@ -57,6 +58,11 @@ pub(crate) const STEP_BUDGET: u32 = 3;
 /// they are adjacent, so a few wide stores). On hosts every store before the lock's atomic swap
 /// must drain first; `examples/profile_ops.rs` under cachegrind counts the data writes of an
 /// operation.
+///
+/// `Work` has no `Drop` of its own: an operation ends only once its work is done, the waker,
+/// callback and panic taken out (`finish`), so there is nothing left to drop. A panic inside a
+/// locked step (an engine bug: no user code runs there) would leak what it held, never free it
+/// twice.
 #[repr(C)]
 pub(crate) struct Work {
     /// Root of the paused walk, node of the paused deadline insertion, slot of the paused
@@ -243,15 +249,6 @@ impl Work {
     }
 }
 
-impl Drop for Work {
-    fn drop(&mut self) {
-        // What an unwinding operation leaves (the rest is `Copy` or has its own `Drop`).
-        drop(self.take_driver());
-        #[cfg(feature = "std")]
-        drop(self.take_panic());
-    }
-}
-
 /// `Tree::now` before the step has read the clock (a clock reading `u64::MAX` is merely read
 /// again when asked again).
 const NOT_READ: u64 = u64::MAX;
@@ -354,27 +351,40 @@ impl ArenaView {
     /// Most operations (a creation, the cancel of a leaf, the release of a settled leaf) leave
     /// nothing after their first step: that path takes the lock once and touches `Work` only to
     /// see that it is empty.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline(always))]
     pub(crate) fn run<R>(&self, now: Option<u64>, start: impl FnOnce(&mut Tree<'_>) -> R) -> R {
-        let mut t = Tree {
+        let mut t = self.tree(now);
+        let guard = self.header.lock.lock();
+        Self::begin_step();
+        let r = start(&mut t);
+        self.end(&mut t, guard);
+        r
+    }
+
+    /// A [`Tree`] for an operation's first step. The operation takes the lock, calls
+    /// [`ArenaView::begin_step`], changes the tree, and hands the guard to [`ArenaView::end`]:
+    /// [`ArenaView::run`] by hand, for the constructors, whose body is large enough that a
+    /// closure would stay out of line (and with it a general copy of [`Tree::create`] taking
+    /// its `Spec` at run time).
+    #[cfg_attr(target_pointer_width = "64", inline(always))]
+    pub(crate) fn tree(&self, now: Option<u64>) -> Tree<'_> {
+        Tree {
             arena: self,
             now: now.unwrap_or(NOT_READ),
             budget: STEP_BUDGET,
             work: Work::new(),
-        };
-        let r = self.header.lock.with(|| {
-            Self::begin_step();
-            let r = start(&mut t);
-            t.end_step();
-            r
-        });
-        if t.work.quiet() {
-            // Nothing to drop: every field of `Work` that owns something is empty.
-            core::mem::forget(t);
-        } else {
-            self.finish(&mut t);
         }
-        r
+    }
+
+    /// Ends an operation's first step (the lock held by `guard`), then runs the work it left.
+    /// Afterwards `t` owns nothing ([`Work`]).
+    #[cfg_attr(target_pointer_width = "64", inline(always))]
+    pub(crate) fn end(&self, t: &mut Tree<'_>, guard: LockGuard<'_>) {
+        t.end_step();
+        drop(guard);
+        if !t.work.quiet() {
+            self.finish(t);
+        }
     }
 
     /// One locked step for inspection or a small change that leaves no work (diagnostics,
@@ -407,7 +417,7 @@ impl ArenaView {
 
     /// The start of every locked step, the lock held.
     #[inline(always)]
-    fn begin_step() {
+    pub(crate) fn begin_step() {
         // Seqlock writer side (SPEC A2): lock-free readers read fields with `Relaxed` loads and
         // re-validate the state after an `Acquire` fence. A reader that sees a field written in
         // this step must also see every state change of that slot made in earlier steps

@@ -261,9 +261,11 @@ impl<'a> Tree<'a> {
 
     /// Creates a child of `parent` (SPEC C1, C7, D1-D3, D8, V1, W1).
     ///
-    /// Inlined on hosts, where each public constructor then gets a copy specialised to its
-    /// `Spec` (the branches on the kind fold away); out of line on microcontrollers, for flash.
-    #[cfg_attr(target_pointer_width = "64", inline)]
+    /// Inlined into each public constructor on hosts (with [`ArenaView::run`]), so that each
+    /// gets a copy specialised to its `Spec`: the branches on the kind fold away, and with
+    /// them the spilled locals of the general version. Out of line on microcontrollers, for
+    /// flash.
+    #[cfg_attr(target_pointer_width = "64", inline(always))]
     pub(crate) fn create(
         &mut self,
         parent: Handle,
@@ -503,7 +505,7 @@ impl<'a> Tree<'a> {
 
 impl ArenaView {
     /// Creates a child and runs nothing else.
-    #[inline]
+    #[cfg_attr(target_pointer_width = "64", inline(always))]
     pub(crate) fn create(
         &self,
         parent: Handle,
@@ -514,7 +516,12 @@ impl ArenaView {
         if matches!(spec, Spec::Deadline { .. }) && !self.header.clock.is_real() {
             return Err(Error::NoClock);
         }
-        self.run(now, |t| t.create(parent, spec, site))
+        let mut t = self.tree(now);
+        let guard = self.header.lock.lock();
+        Self::begin_step();
+        let r = t.create(parent, spec, site);
+        self.end(&mut t, guard);
+        r
     }
 
     /// A cancelable child of `parent` (SPEC C1, C7). Raw-handle form of [`crate::Ctx::with_cancel`].
