@@ -72,6 +72,8 @@ pub(crate) struct Work {
     pub(crate) pending: Pending,
     /// Which of `driver`, `call`, `panic` hold a value.
     flags: u32,
+    /// Units of work left in the current step (beside `flags`: one store builds both).
+    budget: u32,
     pub(crate) wakes: WakeBatch,
     /// Initialised when `heads[WALK] != NONE`.
     walk: MaybeUninit<Walk>,
@@ -101,6 +103,7 @@ impl Work {
             heads: [NONE; 3],
             pending: Pending::new(),
             flags: 0,
+            budget: STEP_BUDGET,
             wakes: WakeBatch::new(),
             walk: MaybeUninit::uninit(),
             insert: MaybeUninit::uninit(),
@@ -264,8 +267,6 @@ pub(crate) struct Tree<'a> {
     pub(crate) arena: &'a ArenaView,
     /// The clock, read at most once per step (lazily: only if a deadline is involved).
     now: u64,
-    /// Units of work left in this step.
-    pub(crate) budget: u32,
     pub(crate) work: Work,
 }
 
@@ -293,14 +294,14 @@ impl<'a> Tree<'a> {
     /// Spends one unit; true when the step has none left.
     #[inline]
     pub(crate) fn spend(&mut self) -> bool {
-        self.budget = self.budget.saturating_sub(1);
-        self.budget == 0
+        self.work.budget = self.work.budget.saturating_sub(1);
+        self.work.budget == 0
     }
 
     /// Whether the step must end now: no budget, or no room for more wake targets.
     #[inline]
     pub(crate) fn exhausted(&self) -> bool {
-        self.budget == 0 || self.work.wakes.is_full()
+        self.work.budget == 0 || self.work.wakes.is_full()
     }
 
     /// The end of every locked step: the paused work within what is left of the budget, and
@@ -371,7 +372,6 @@ impl ArenaView {
         Tree {
             arena: self,
             now: now.unwrap_or(NOT_READ),
-            budget: STEP_BUDGET,
             work: Work::new(),
         }
     }
@@ -402,7 +402,7 @@ impl ArenaView {
         self.flush(&mut t.work);
         while !t.work.idle() || t.work.has_call() {
             t.now = NOT_READ;
-            t.budget = STEP_BUDGET;
+            t.work.budget = STEP_BUDGET;
             self.header.lock.with(|| {
                 Self::begin_step();
                 t.end_step();

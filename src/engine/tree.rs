@@ -329,11 +329,15 @@ impl<'a> Tree<'a> {
             }
         }
 
-        slot.deadline.set(deadline.unwrap_or(0));
+        // `deadline` and `dl_owner` mean something only with `HAS_DL` (every reader tests it
+        // first), and a free slot has no references (I3): what a plain child need not write.
+        if let Some(d) = deadline {
+            slot.deadline.set(d);
+            slot.dl_owner.store(owner, Relaxed);
+        }
         slot.parent.store(p, Relaxed);
         slot.first_child.store(NONE, Relaxed);
-        slot.refs.store(0, Relaxed);
-        slot.dl_owner.store(owner, Relaxed);
+        debug_assert_eq!(slot.refs(), 0, "I3: a free slot has no references");
         if err != ERR_NONE {
             slot.set_cause(cause);
         } else if p != NONE && kind != Kind::Detached {
