@@ -13,7 +13,6 @@ use pin_project_lite::pin_project;
 use stopwire::{Ctx, Done, GrpcTimeout};
 use tower::{BoxError, Layer, Service};
 
-use crate::driver::Driver;
 use crate::grpc::{is_grpc, Refusal};
 
 /// A tower layer for clients: a request whose extensions hold a [`Ctx<'static>`] is made under
@@ -88,8 +87,10 @@ impl ClientLayer {
         self
     }
 
-    /// Whether a call runs the arena's deadline driver at its context's deadline (default:
-    /// yes; see the crate docs).
+    /// Whether a call starts its context's arena's host deadline driver
+    /// ([`stopwire::ArenaView::drive`]) if it has none (default: yes; see the crate docs). Off,
+    /// the arena's deadlines fire as the engine alone decides, as for
+    /// [`crate::ServerLayer::drive_deadlines`].
     pub fn drive_deadlines(mut self, on: bool) -> Self {
         self.drive = on;
         self
@@ -153,6 +154,10 @@ where
             return CallFuture::new(None, None, Some((why, grpc)));
         }
         if let Ok(Some(deadline)) = ctx.deadline() {
+            if self.cfg.drive {
+                // The call ends at its deadline by itself (idempotent; one load once it runs).
+                ctx.arena().drive();
+            }
             let left = deadline.saturating_sub(ctx.arena().now());
             let headers = req.headers_mut();
             let shorter_there = headers
@@ -168,9 +173,7 @@ where
             }
         }
         let watch = Watch {
-            ctx,
             done: std::boxed::Box::pin((self.cfg.waiters)(ctx)),
-            driver: Driver::new(self.cfg.rate, self.cfg.drive),
             grpc,
         };
         CallFuture::new(Some(self.inner.call(req)), Some(watch), None)
@@ -179,16 +182,13 @@ where
 
 /// A call's wait for its context.
 struct Watch {
-    ctx: Ctx<'static>,
     /// Pinned: a waiting `Done` holds its waiter node inside itself.
     done: core::pin::Pin<std::boxed::Box<Done<'static>>>,
-    driver: Driver,
     grpc: bool,
 }
 
 impl Watch {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<stopwire::Error> {
-        self.driver.poll(self.ctx, cx);
         self.done.as_mut().poll_done(cx)
     }
 }

@@ -53,9 +53,11 @@
 //! - [`ClientLayer`]: an outgoing request that carries a `Ctx<'static>` in its extensions gets
 //!   `grpc-timeout` set to the context's remaining time, is refused at once when the context is
 //!   already done, and is dropped (headers and body) when the context becomes done.
-//! - Deadlines fire by themselves: both layers run the arena's deadline driver
-//!   ([`stopwire::ArenaView::expire`]) from a tokio timer at the deadline of the contexts they
-//!   hold, so handlers that await [`done`] wake at the deadline.
+//! - Deadlines fire by themselves: the engine's host deadline driver serves the arena (a thread
+//!   per arena that runs [`stopwire::ArenaView::expire`] at each deadline). It starts by itself
+//!   for an arena in a `static` on a real-time clock; for any other arena both layers start it
+//!   ([`stopwire::ArenaView::drive`]: the arenas of `Ctx<'static>` are `'static`), so handlers
+//!   that await [`done`] and calls under a context wake at the deadline.
 //!
 //! ## Clocks
 //!
@@ -64,11 +66,16 @@
 //! unless told otherwise ([`ServerLayer::rate`], [`ClientLayer::rate`]). The rounding rules of
 //! the header are those of [`stopwire::GrpcTimeout`]: never a later deadline than was sent.
 //!
+//! The deadline driver sleeps by the clock's own rate ([`stopwire::Clock::ticks_per_second`]),
+//! not the layers'. A clock that reports none (a `ManualClock`, a clock of one's own) must call
+//! [`stopwire::advanced`] when it moves, as `ManualClock` does; otherwise the driver cannot know
+//! when a deadline passes (checks still see it).
+//!
 //! ## Runtime
 //!
-//! The deadline timers are tokio timers: the layers must run inside a tokio runtime with its
-//! timer enabled (as every hyper, tonic and axum server and client does). Outside any tokio
-//! runtime no timer is armed and deadlines are seen by checks only.
+//! None in particular: the layers arm no timer of their own and depend on no runtime, so they
+//! work under tokio (hyper, tonic, axum) or any other executor, and deadlines fire the same
+//! everywhere.
 //!
 //! ## Arena size
 //!

@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use stopwire::{Ctx, Error, GrpcTimeout, GrpcTimeoutError, OwnedCtx};
 use tower::{Layer, Service};
 
-use crate::driver::{duration_to_ticks, Driver};
+use crate::driver::duration_to_ticks;
 use crate::grpc::{is_grpc, Refusal};
 
 /// A tower layer that gives each request a context: a child of `root` with the deadline of
@@ -104,8 +104,11 @@ impl ServerLayer {
         self
     }
 
-    /// Whether the layer runs the deadline driver at each request's deadline (default: yes;
-    /// see the crate docs). Turn it off when something else runs the arena's driver.
+    /// Whether the layer starts the root's arena's host deadline driver
+    /// ([`stopwire::ArenaView::drive`]) when it builds its service (default: yes; see the crate
+    /// docs). Off, the arena's deadlines fire as the engine alone decides: by themselves for an
+    /// arena in a `static` on a real-time clock, otherwise only at
+    /// [`stopwire::ArenaView::expire`] (a test that expires a manual clock's deadlines itself).
     pub fn drive_deadlines(mut self, on: bool) -> Self {
         self.drive = on;
         self
@@ -121,12 +124,15 @@ impl<S> Layer<S> for ServerLayer {
     type Service = Server<S>;
 
     fn layer(&self, inner: S) -> Server<S> {
+        if self.drive {
+            // The requests' deadlines fire by themselves from now on (idempotent).
+            self.root.arena().drive();
+        }
         Server {
             inner,
             root: self.root,
             rate: self.rate,
             max_ticks: self.max.map(|d| duration_to_ticks(d, self.rate)),
-            drive: self.drive,
             stats: Arc::clone(&self.stats),
         }
     }
@@ -183,7 +189,6 @@ pub struct Server<S> {
     root: Ctx<'static>,
     rate: NonZeroU64,
     max_ticks: Option<u64>,
-    drive: bool,
     stats: Arc<ServerStats>,
 }
 
@@ -283,7 +288,6 @@ where
         self.stats.active.fetch_add(1, Relaxed);
         let scope = Scope {
             ctx,
-            driver: Driver::new(self.rate, self.drive),
             stats: Arc::clone(&self.stats),
         };
         ServerFuture {
@@ -295,17 +299,10 @@ where
     }
 }
 
-/// What a request holds while it is served: its context and the context's deadline timer.
+/// What a request holds while it is served: its context, counted in [`ServerStats::active`].
 struct Scope {
     ctx: OwnedCtx<'static>,
-    driver: Driver,
     stats: Arc<ServerStats>,
-}
-
-impl Scope {
-    fn drive(&mut self, cx: &mut Context<'_>) {
-        self.driver.poll(self.ctx.ctx(), cx);
-    }
 }
 
 impl Drop for Scope {
@@ -374,9 +371,6 @@ where
                 Poll::Ready(Ok(refusal.response(grpc, ServerBody::empty())))
             }
             StateProj::Running { inner, scope } => {
-                if let Some(s) = scope.as_mut() {
-                    s.drive(cx);
-                }
                 let res = ready!(inner.poll(cx));
                 let scope = scope.take();
                 Poll::Ready(res.map(|r| r.map(|b| ServerBody::new(b, scope))))
@@ -469,9 +463,6 @@ impl<B: Body> Body for ServerBody<B> {
         let Some(inner) = this.inner.as_pin_mut() else {
             return Poll::Ready(None);
         };
-        if let Some(s) = this.scope.as_mut() {
-            s.drive(cx);
-        }
         let frame = ready!(inner.poll_frame(cx));
         let last = match &frame {
             None | Some(Err(_)) => true,
