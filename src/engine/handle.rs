@@ -65,6 +65,8 @@ impl Handle {
 pub(crate) struct Packing {
     /// Bits of the index field.
     pub(crate) idx_bits: u32,
+    /// `2^idx_bits - 1`, kept rather than computed: every check decodes a handle.
+    idx_mask: u64,
     /// Generations are taken modulo this (`2^bits - 1`: the all-ones value is never used).
     pub(crate) gen_modulus: u64,
 }
@@ -80,6 +82,7 @@ impl Packing {
         };
         Packing {
             idx_bits,
+            idx_mask: (1u64 << idx_bits) - 1,
             gen_modulus: (1u64 << bits) - 1,
         }
     }
@@ -93,7 +96,7 @@ impl Packing {
     /// zero handle and roots give an index beyond any arena.
     #[inline]
     pub(crate) const fn decode(self, h: Handle) -> (usize, u64) {
-        let low = h.0 & ((1u64 << self.idx_bits) - 1);
+        let low = h.0 & self.idx_mask;
         ((low as usize).wrapping_sub(1), h.0 >> self.idx_bits)
     }
 
