@@ -102,80 +102,22 @@ impl Clock for FnClock {
 
 /// The host's monotonic clock at 1 MHz: microseconds since the first reading in this process.
 ///
-/// On Linux it reads `CLOCK_MONOTONIC` with `clock_gettime` directly (the vDSO: about 20 ns on
-/// the reference machine, 10 of them the virtual machine's `rdtsc`), the clock behind
-/// `std::time::Instant` there, without `Instant`'s `Duration` arithmetic; elsewhere it reads
-/// `Instant`. Creating a timeout reads it; checks do not once the host driver serves the arena
-/// (see the module docs of the engine's `query`).
+/// It reads `std::time::Instant` (a vDSO call, about 20 ns on the reference machine). Creating a
+/// timeout reads it; checks do not once the host driver serves the arena (see the module docs of the engine's `query`).
 #[cfg(feature = "std")]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdClock;
 
-/// Tick 0 of [`StdClock`], as an `Instant` (for drivers that sleep until a tick) and, on Linux,
-/// as a raw `CLOCK_MONOTONIC` reading in microseconds.
-#[cfg(feature = "std")]
-struct Epoch {
-    instant: std::time::Instant,
-    #[cfg(target_os = "linux")]
-    raw_us: u64,
-}
-
-#[cfg(feature = "std")]
-impl Epoch {
-    fn now() -> Epoch {
-        #[cfg(target_os = "linux")]
-        {
-            // The raw reading and the `Instant` are taken apart, so they can differ: take the
-            // `Instant` between two raw readings at most 2 µs apart and the midpoint of those
-            // (tries a few times; a thread preempted every time accepts the last pair). So
-            // `instant_of(t)` and tick `t` name the same moment to within about 1 µs.
-            let mut pair = None;
-            for _ in 0..16 {
-                let a = raw_us();
-                let instant = std::time::Instant::now();
-                let b = raw_us();
-                pair = Some((instant, a + (b - a) / 2));
-                if b - a <= 2 {
-                    break;
-                }
-            }
-            let (instant, raw_us) = pair.expect("at least one try");
-            Epoch { instant, raw_us }
-        }
-        #[cfg(not(target_os = "linux"))]
-        Epoch {
-            instant: std::time::Instant::now(),
-        }
-    }
-}
-
-/// `CLOCK_MONOTONIC` in microseconds.
-#[cfg(all(feature = "std", target_os = "linux"))]
-#[inline]
-fn raw_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable `timespec`; CLOCK_MONOTONIC exists on every Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    debug_assert_eq!(rc, 0);
-    // Both fields are non-negative for CLOCK_MONOTONIC; saturates after 584 554 years.
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000)
-        .saturating_add(ts.tv_nsec as u64 / 1_000)
-}
-
 #[cfg(feature = "std")]
 impl StdClock {
-    fn epoch() -> &'static Epoch {
-        static EPOCH: std::sync::OnceLock<Epoch> = std::sync::OnceLock::new();
-        EPOCH.get_or_init(Epoch::now)
+    fn epoch() -> std::time::Instant {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *EPOCH.get_or_init(std::time::Instant::now)
     }
 
     /// The instant of tick `t` (for drivers that sleep until a deadline).
     pub fn instant_of(t: u64) -> std::time::Instant {
-        Self::epoch().instant + core::time::Duration::from_micros(t)
+        Self::epoch() + core::time::Duration::from_micros(t)
     }
 }
 
@@ -183,19 +125,11 @@ impl StdClock {
 impl Clock for StdClock {
     #[inline]
     fn now(&self) -> u64 {
-        #[cfg(target_os = "linux")]
-        {
-            let epoch = Self::epoch().raw_us;
-            raw_us().saturating_sub(epoch)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let d = std::time::Instant::now().saturating_duration_since(Self::epoch().instant);
-            // Integer microseconds without u128 arithmetic; saturates after 584 554 years.
-            d.as_secs()
-                .saturating_mul(1_000_000)
-                .saturating_add(u64::from(d.subsec_micros()))
-        }
+        let d = std::time::Instant::now().saturating_duration_since(Self::epoch());
+        // Integer microseconds without u128 arithmetic; saturates after 584 554 years.
+        d.as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()))
     }
     fn ticks_per_second(&self) -> Option<u64> {
         Some(1_000_000)
