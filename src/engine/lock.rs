@@ -6,7 +6,12 @@
 //!
 //! The strategy is chosen at compile time, one engine for both:
 //!
-//! - **Without `std`** (microcontrollers): `critical_section::with`. On a single-core MCU the
+//! Each strategy gives a guard ([`Lock::lock`]; the lock is held until it is dropped) and the
+//! closure form [`Lock::with`]. The operations take the guard, so that on hosts the first step of
+//! an operation inlines into it with no closure in between ([`crate::engine::run`]).
+//!
+//! - **Without `std`** (microcontrollers): `critical_section::acquire` / `release` (what
+//!   `critical_section::with` does, held by the guard). On a single-core MCU the
 //!   firmware's critical-section implementation masks interrupts, so an interrupt handler can call
 //!   any operation: it can never interrupt a holder of the lock (docs/embedded.md: a spin lock would
 //!   deadlock there). The library enables no implementation; the firmware picks one.
