@@ -40,12 +40,12 @@ pub(crate) const STEP_BUDGET: u32 = 32;
 /// Units of work per locked step (see the 64-bit docs).
 ///
 /// Chosen with `cargo xtask latency` (`firmware/latency` built with each budget in turn; longest
-/// section on thumbv6m, the slowest target, over every case): 3 gives 893 instructions, 4 gives
-/// 987, and 5 is above the 1000 of issue 11 (1018 for a walk step marking deadline owners). The
-/// longest step is the creation that starts a lane scan (the creation, then the scan units left
-/// in its step), then a walk step over deadline owners (693 with 3, 911 with 4). 3 leaves room
-/// for later changes; the price is 6 to 10 % more instructions for a whole cancel, release
-/// cascade or scanning insert than with 4 (more lock round trips).
+/// section on thumbv6m, the slowest target, over every case). Since a walk marks a leaf in one
+/// unit (no descent and climb back), the longest step is a walk step over leaves that own
+/// deadlines (each mark takes its owner out of a deadline lane): 831 instructions with 3, 1066
+/// with 4, above the 1000 of issue 11. Next come the scanning insert (758 with 3, 828 with 4) and
+/// the first step of a plain cancel (557, 655). Measured on the engine of 2026-12-01 evening
+/// (README, "Interrupt latency").
 #[cfg(not(target_pointer_width = "64"))]
 pub(crate) const STEP_BUDGET: u32 = 3;
 
