@@ -531,7 +531,7 @@ impl ArenaView {
     /// A cancelable child of `parent` (SPEC C1, C7). Raw-handle form of [`crate::Ctx::with_cancel`].
     #[track_caller]
     pub fn with_cancel(&self, parent: Handle) -> Result<Handle, Error> {
-        self.create(parent, Spec::Cancel, None, Site::caller())
+        self.at(None).with_cancel(parent)
     }
 
     /// A child with an absolute deadline in ticks (SPEC D1-D3); `cause` (0: none) is recorded if
@@ -543,7 +543,7 @@ impl ArenaView {
         at: u64,
         cause: u32,
     ) -> Result<Handle, Error> {
-        self.create(parent, Spec::Deadline { at, cause }, None, Site::caller())
+        self.at(None).with_deadline_cause(parent, at, cause)
     }
 
     /// A child whose deadline is `now + ticks`, saturating (SPEC D1); `cause` as in
@@ -555,26 +555,19 @@ impl ArenaView {
         ticks: u64,
         cause: u32,
     ) -> Result<Handle, Error> {
-        let now = self.now();
-        let at = now.saturating_add(ticks);
-        self.create(
-            parent,
-            Spec::Deadline { at, cause },
-            Some(now),
-            Site::caller(),
-        )
+        self.at(None).with_timeout_cause(parent, ticks, cause)
     }
 
     /// A value layer (SPEC V1): key 0 gives [`Error::ZeroKey`].
     #[track_caller]
     pub fn with_value(&self, parent: Handle, key: usize, value: usize) -> Result<Handle, Error> {
-        self.create(parent, Spec::Value { key, value }, None, Site::caller())
+        self.at(None).with_value(parent, key, value)
     }
 
     /// A detached child: the parent's values, never done (SPEC W1).
     #[track_caller]
     pub fn without_cancel(&self, parent: Handle) -> Result<Handle, Error> {
-        self.create(parent, Spec::Detached, None, Site::caller())
+        self.at(None).without_cancel(parent)
     }
 
     /// Cancels `h` and its subtree; `cause` 0 records no cause (SPEC C2, C3, K1). Returns true when
@@ -593,14 +586,7 @@ impl ArenaView {
     /// [`Handle::DEAD`] when `h` was already done and `cb` has run before this returned (F2).
     #[track_caller]
     pub fn after_func(&self, h: Handle, cb: Callback) -> Result<Handle, Error> {
-        let site = Site::caller();
-        match self.run(None, |t| t.register(h, cb, site))? {
-            Registered::Later(stop) => Ok(stop),
-            Registered::RunNow => {
-                cb.call();
-                Ok(Handle::DEAD)
-            }
-        }
+        self.at(None).after_func(h, cb)
     }
 
     /// Stops a registration (SPEC F4): true exactly when this call prevented the callback, also
