@@ -1,6 +1,6 @@
-//! stopwire against tokio-util's `CancellationToken`, workload by workload (`BENCHMARKS.md`).
+//! stopwire against tokio-util's `CancellationToken`, workload by workload (`docs/benchmark-ids.md`).
 //!
-//! Every id of `BENCHMARKS.md` is measured here; the tokio-util twin of a workload runs in the same
+//! Every id of `docs/benchmark-ids.md` is measured here; the tokio-util twin of a workload runs in the same
 //! binary under the group prefix `tokio_` and does the same work per iteration. Setup (building the
 //! long-lived parents, the storage that holds a tree's handles, spawning tasks) is outside the timed
 //! part; `black_box` hides the context from the optimizer wherever a check could be hoisted.

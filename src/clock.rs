@@ -11,7 +11,7 @@
 //! | [`NoClock`] | the default without `std`: no time at all; creating a deadline on it is refused ([`crate::Error::NoClock`]) | - |
 //!
 //! The clock is read only by operations that involve a deadline: a check of a context without a
-//! deadline never reads it (DESIGN-QUESTIONS 1). A clock may be read inside the arena lock (a
+//! deadline never reads it (docs/design.md 1). A clock may be read inside the arena lock (a
 //! critical section on microcontrollers), so it must be callable from an interrupt handler and must
 //! not call back into the arena.
 

@@ -1,7 +1,7 @@
 //! libFuzzer target: the differential model check through the C API (`sw_*` of `stopwire-ffi`),
 //! on its one process-wide arena, with forged handles (never-issued generations, indices past
 //! the end, the zero handle) and NULL pointer arguments. Every answer is compared with the
-//! reference model of SPEC.md, folded to the C API's status codes.
+//! reference model of docs/spec.md, folded to the C API's status codes.
 #![no_main]
 
 #[allow(

@@ -1,6 +1,6 @@
 //! libFuzzer target: the differential model check of `tests/model.rs` on bytes from the fuzzer.
 //! Every byte string decodes to a valid sequence of operations (`driver::decode`); the run panics
-//! (a finding) on the first answer where the engine and the reference model of SPEC.md differ.
+//! (a finding) on the first answer where the engine and the reference model of docs/spec.md differ.
 #![no_main]
 
 #[allow(

@@ -1,6 +1,6 @@
 //! The arena: fixed storage for every context, and the concurrency design of the engine.
 //!
-//! # Design (answers to DESIGN-QUESTIONS.md)
+//! # Design (answers to docs/design.md)
 //!
 //! - **What guards the tree (Q2)**: one lock per arena ([`crate::engine::lock`]): a critical
 //!   section on microcontrollers (interrupts masked, plus the firmware's cross-core lock on
@@ -36,7 +36,7 @@
 //!   until they have run or been stopped), plus one for each walk or reclamation paused at it
 //!   between two locked steps. A slot is reclaimed when it has no `HANDLE` and `refs == 0`. So a
 //!   released node's ancestors live as long as any descendant is held (SPEC A5, V3), a paused
-//!   walk's cursor is never reclaimed or reused under it (DESIGN-QUESTIONS 3, 4), and nothing else
+//!   walk's cursor is never reclaimed or reused under it (docs/design.md 3, 4), and nothing else
 //!   keeps a slot.
 //! - I4. A settled node (`ERR` 1 or 2) has no children in its list: the walk that settled it
 //!   drained the list (children created under it meanwhile are born settled, SPEC C7), except

@@ -1,4 +1,4 @@
-//! Callback registrations (`after_func`, SPEC F) and where they run (DESIGN-QUESTIONS 8).
+//! Callback registrations (`after_func`, SPEC F) and where they run (docs/design.md 8).
 //!
 //! A registration is a slot of kind `CallbackRust` or `CallbackC` (SPEC F6), linked in its
 //! context's child list like a child, so the cancel walk finds it. The walk *claims* it: unlinks

@@ -1,5 +1,5 @@
 //! Where deadlines wait: the deadline lanes, the driver `expire`, and the driver's wake-up
-//! (SPEC D5, T3, T5, N1; DESIGN-QUESTIONS 7).
+//! (SPEC D5, T3, T5, N1; docs/design.md 7).
 //!
 //! # Lanes
 //!

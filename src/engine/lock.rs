@@ -1,4 +1,4 @@
-//! The arena lock: what guards the tree (DESIGN-QUESTIONS 2).
+//! The arena lock: what guards the tree (docs/design.md 2).
 //!
 //! Every change to the tree — linking a child, the cancel walk, unlinking and reclaiming, the
 //! free list, the deadline queue, the statistics — happens while this lock is held. Checks

@@ -1,4 +1,4 @@
-//! Lock-free reads: `err`, `is_done`, `cause`, `deadline`, `value` (SPEC T2; DESIGN-QUESTIONS 1, 5).
+//! Lock-free reads: `err`, `is_done`, `cause`, `deadline`, `value` (SPEC T2; docs/design.md 1, 5).
 //!
 //! # What a check reads
 //!

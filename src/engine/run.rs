@@ -1,4 +1,4 @@
-//! Locked steps: how every operation runs (SPEC T3, F3; DESIGN-QUESTIONS 3).
+//! Locked steps: how every operation runs (SPEC T3, F3; docs/design.md 3).
 //!
 //! An operation is a sequence of *steps*. Each step takes the arena lock, does at most
 //! [`STEP_BUDGET`] units of work (a node marked, a callback claimed, a waiter taken out, a slot

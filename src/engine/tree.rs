@@ -1,5 +1,5 @@
 //! Changes to the tree, made in locked steps: creation, release and reclamation, callback
-//! registration (DESIGN-QUESTIONS 4, 9).
+//! registration (docs/design.md 4, 9).
 //!
 //! # Release and reclamation (SPEC A4, A5)
 //!
@@ -11,7 +11,7 @@
 //! cascade paused at a parent keeps the reference it was about to drop until it resumes, which
 //! keeps that parent allocated meanwhile (nobody else can free it: it has no handle).
 //!
-//! # Creation racing cancellation (SPEC C10, DESIGN-QUESTIONS 9)
+//! # Creation racing cancellation (SPEC C10, docs/design.md 9)
 //!
 //! Creation validates the parent and links the child in the same locked step. A walk marks its
 //! root in its first step and visits the root's list in later steps: a child linked before the

@@ -1,5 +1,5 @@
 //! Waiters: threads and futures waiting for a context to be done (SPEC N2-N6;
-//! DESIGN-QUESTIONS 8).
+//! docs/design.md 8).
 //!
 //! A waiter is a [`WaiterNode`] that lives in the waiting thread's stack frame or inside the
 //! pinned future, never in the arena: any number can wait on one context, no registry to size.

@@ -1,4 +1,4 @@
-//! The cancel walk, in bounded steps (SPEC C2, C5, C6, C10, T3; DESIGN-QUESTIONS 3, 4, 9).
+//! The cancel walk, in bounded steps (SPEC C2, C5, C6, C10, T3; docs/design.md 3, 4, 9).
 //!
 //! Canceling marks the node, then visits its subtree iteratively with no stack: it repeatedly
 //! detaches the first child of the current node (the *cursor*), marks it and descends into it;

@@ -11,7 +11,7 @@
 //! Every number written comes from those files: criterion's `estimates.json` (the median of the
 //! samples and its 95 % confidence interval), the peers' medians over repeated runs, the deadline
 //! bench's median and 99th percentile. A figure that is absent is written "not measured"; a row
-//! that has no twin in a peer is written "-". The ids are those of `BENCHMARKS.md`; the bars are
+//! that has no twin in a peer is written "-". The ids are those of `docs/benchmark-ids.md`; the bars are
 //! those of issue 13 (and, for the rows it keeps, issues 5 and 10).
 
 use std::fmt::Write as _;
@@ -71,7 +71,7 @@ impl Peer {
     }
 }
 
-/// One row of the main table: a workload of `BENCHMARKS.md`.
+/// One row of the main table: a workload of `docs/benchmark-ids.md`.
 struct Workload {
     id: &'static str,
     what: &'static str,
@@ -149,7 +149,7 @@ const WORKLOADS: [Workload; 9] = [
     },
 ];
 
-/// `wake/1000` (`BENCHMARKS.md`) and its tokio-util twin.
+/// `wake/1000` (`docs/benchmark-ids.md`) and its tokio-util twin.
 const WAKE: (&str, &str) = ("wake/1000", "tokio_wake/1000");
 /// `wait/thread` (issue 10): a thread blocked in stopwire's wait, woken by a cancel.
 const WAIT: &str = "wait/thread";
@@ -1438,7 +1438,7 @@ fn missing(d: &Data) -> Vec<&'static str> {
     v
 }
 
-/// The ids of `BENCHMARKS.md` (and their tokio-util twins) that a full report requires.
+/// The ids of `docs/benchmark-ids.md` (and their tokio-util twins) that a full report requires.
 fn required_missing(d: &Data) -> Vec<&'static str> {
     let optional = [
         WAIT,
@@ -1809,7 +1809,7 @@ pub(crate) fn smoke() -> Result {
     Ok(())
 }
 
-/// The task `bench-report`. `--partial` writes the report even if workloads of `BENCHMARKS.md`
+/// The task `bench-report`. `--partial` writes the report even if workloads of `docs/benchmark-ids.md`
 /// or the peers' file have no results yet (they are written "not measured"). `--out DIR` writes
 /// `benchmarks.md`, `benchmarks.svg` and `readme-table.md` into `DIR` instead of `docs/` and the
 /// README (a preview that changes no tracked file).
@@ -2357,7 +2357,7 @@ mod tests {
         let m = missing(&d);
         assert!(m.contains(&"wait/thread") && m.contains(&"grpc/propagate"));
         assert!(!m.contains(&"deadline/fire"));
-        // The new ids are optional; the ids of BENCHMARKS.md are not.
+        // The new ids are optional; the ids of docs/benchmark-ids.md are not.
         let r = required_missing(&d);
         assert!(r.contains(&"tree/111") && r.contains(&"wake/1000"));
         assert!(!r.contains(&"wait/thread") && !r.contains(&"grpc/baseline"));

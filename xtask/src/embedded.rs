@@ -1,5 +1,5 @@
 //! Microcontroller tasks: the async layer's host tests, the rule-test firmware under QEMU on three
-//! cores, the embassy firmware demo, and the footprint figures (BENCHMARKS.md).
+//! cores, the embassy firmware demo, and the footprint figures (docs/benchmark-ids.md).
 //!
 //! | task | what it does |
 //! |---|---|
@@ -9,7 +9,7 @@
 //!
 //! Firmware is a cargo workspace of its own (`firmware/`) with its own target directory
 //! (`$CARGO_TARGET_DIR/firmware`, or `target/firmware`), so its builds never contend with the
-//! host's. Everything it needs is installed first, idempotently (EMBEDDED.md).
+//! host's. Everything it needs is installed first, idempotently (docs/embedded.md).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,7 +24,7 @@ const PACKAGES: [&str; 3] = ["qemu-system-arm", "qemu-system-misc", "gcc-arm-non
 /// under a second when it works.
 const QEMU_LIMIT_SECS: &str = "120";
 
-/// How to run a firmware for `target` (EMBEDDED.md): the machine's name and the command.
+/// How to run a firmware for `target` (docs/embedded.md): the machine's name and the command.
 fn machine(target: &str) -> (&'static str, Vec<&'static str>) {
     const SEMIHOSTING: [&str; 2] = ["-semihosting-config", "enable=on,target=native"];
     match target {
@@ -221,7 +221,7 @@ pub(crate) fn firmware_demo() -> Result<Counts> {
     })
 }
 
-/// `cargo xtask footprint`: one line per MCU target (BENCHMARKS.md).
+/// `cargo xtask footprint`: one line per MCU target (docs/benchmark-ids.md).
 pub(crate) fn footprint() -> Result {
     ensure_tools(&MCU_TARGETS)?;
     let mut lines = Vec::new();

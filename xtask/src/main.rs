@@ -27,7 +27,7 @@ use std::process::ExitCode;
 
 use util::{cmd, ensure_nightly, ensure_targets, run, Counts, Result};
 
-/// Targets the core must build for (SPEC T1, EMBEDDED.md).
+/// Targets the core must build for (SPEC T1, docs/embedded.md).
 pub(crate) const MCU_TARGETS: [&str; 3] = [
     "thumbv6m-none-eabi",
     "thumbv7m-none-eabi",

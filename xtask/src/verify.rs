@@ -7,7 +7,7 @@
 //! | `mutants` | each of [`MUTATIONS`] applied to a copy of the package under the target directory, then the loom models (`LOOM_MAX_PREEMPTIONS` = [`MUTANTS_PREEMPTIONS`]) | every mutation (a fence removed, an ordering weakened, a CAS made a plain store, ...) makes some model fail: the models can fail |
 //! | `miri` | lib unit tests + `tests/miri.rs` under Miri, strict provenance, then tree borrows too | no undefined behaviour on the paths they take |
 //! | `tsan` | `--lib --tests` under ThreadSanitizer (nightly, `-Zbuild-std`) | no data race in the threaded tests (stress, soak, ...) |
-//! | `model` | `tests/model.rs` with [`MODEL_OPS`] operations | engine == reference model of SPEC.md on random sequences |
+//! | `model` | `tests/model.rs` with [`MODEL_OPS`] operations | engine == reference model of docs/spec.md on random sequences |
 //! | `fuzz` | every target of [`FUZZ_TARGETS`] (`model`, `capi`, `callbacks`, `grpc_timeout`), [`FUZZ_SMOKE_MINUTES`] minute each | the model check on fuzzer-chosen inputs, raw API and C API; callbacks that panic, stop or release during dispatch; the `grpc-timeout` codec never rounds to a later deadline |
 //! | `soak` | `tests/soak.rs` for [`SOAK_SECS`] seconds | no lost cancellation, no leaked slot with two threads and the deadline driver |
 //!
