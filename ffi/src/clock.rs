@@ -36,9 +36,9 @@ impl Clock for CClock {
     }
 
     /// The default host clock counts microseconds: the deadline driver thread sleeps by it and
-    /// deadlines fire by themselves (SPEC N1). A clock given to `sw_set_clock` has no known rate:
-    /// checks compare deadlines with it, and `sw_expire` (or the next creation of an earlier
-    /// deadline) fires them.
+    /// deadlines fire by themselves (SPEC N1). A clock given to `sw_set_clock` has no known rate
+    /// and announces no move: checks compare deadlines with it, and only `sw_expire` fires them
+    /// (the driver thread, if it runs, waits for the default clock to come back).
     fn ticks_per_second(&self) -> Option<u64> {
         (cfg!(feature = "std") && NOW_FN.load(Ordering::Acquire).is_null()).then_some(1_000_000)
     }

@@ -1,8 +1,9 @@
 //! Blocking waits for C threads (host builds, feature `std`): `sw_wait`, `sw_wait_for`
 //! (SPEC N2, N5). They call the engine's blocking wait: the calling thread parks with a waiter
 //! node in its own frame and is unparked by whatever makes the context done — a cancel from any
-//! thread, an ancestor, release, or the deadline driver thread (which the C library starts by
-//! itself at the first deadline: SPEC N1, no set-up). No heap, no polling. Never ISR-safe.
+//! thread, an ancestor, release, or the deadline driver: on the default clock the driver thread
+//! that the C library starts by itself at the first deadline (SPEC N1, no set-up), on a clock of
+//! `sw_set_clock` the program's `sw_expire`. No heap, no polling. Never ISR-safe.
 
 use core::time::Duration;
 

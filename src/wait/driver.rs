@@ -6,7 +6,9 @@
 //! real-time clock: `park_timeout` by the clock's rate) or until told the clock moved (a virtual
 //! clock such as [`crate::ManualClock`]: [`crate::clock::advanced`]), and is woken early only when
 //! an earlier deadline is created. When it wakes it runs [`ArenaView::expire`], so callbacks run
-//! and waiters wake in the driver thread (SPEC F3). No periodic polling.
+//! and waiters wake in the driver thread (SPEC F3); on a clock without a rate, only after an
+//! `advanced` it has not seen (a new deadline wakes it only to look at the clock's rate again).
+//! No periodic polling.
 //!
 //! With a real-time clock, the arena is marked driven: checks of contexts with a deadline stop
 //! reading the clock, and expiry becomes a state change the driver makes, as in Go
@@ -33,6 +35,7 @@ use std::vec::Vec;
 
 use crate::engine::arena::{ArenaView, DRIVEN_NONE, DRIVEN_REALTIME};
 use crate::engine::sync::Ordering::Relaxed;
+use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 /// Arenas whose clock has no real-time rate are driven, but checks still read their clock.
 const DRIVEN_VIRTUAL: u32 = 2;
@@ -41,6 +44,9 @@ const DRIVEN_VIRTUAL: u32 = 2;
 static DRIVEN: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 /// Threads to wake when a clock without a rate moves (drivers of virtual clocks, blocking waits).
 static VIRTUAL_SLEEPERS: Mutex<Vec<Thread>> = Mutex::new(Vec::new());
+/// How many [`crate::clock::advanced`] notifications there have been: a driver whose clock has no
+/// rate expires only after one it has not seen yet.
+static ADVANCES: AtomicU64 = AtomicU64::new(0);
 
 struct Unpark(Thread);
 
@@ -55,6 +61,7 @@ impl Wake for Unpark {
 
 /// The hook of [`crate::clock::advanced`]: wakes every thread that sleeps on virtual time.
 fn clock_advanced() {
+    ADVANCES.fetch_add(1, SeqCst);
     let sleepers = VIRTUAL_SLEEPERS.lock().unwrap_or_else(|e| e.into_inner());
     for t in sleepers.iter() {
         t.unpark();
@@ -191,9 +198,12 @@ impl ArenaView {
         if !realtime {
             crate::clock::set_advanced_hook(clock_advanced);
         }
+        // Counted from here: a clock that moves from now on wakes the driver even if it moves
+        // before the thread runs.
+        let seen = ADVANCES.load(SeqCst);
         let spawned = std::thread::Builder::new()
             .name("stopwire-driver".into())
-            .spawn(move || self.driver_loop(realtime));
+            .spawn(move || self.driver_loop(realtime, seen));
         if spawned.is_ok() {
             let mode = if realtime {
                 DRIVEN_REALTIME
@@ -204,7 +214,15 @@ impl ArenaView {
         }
     }
 
-    fn driver_loop(&'static self, realtime: bool) -> ! {
+    /// The driver thread. With a real-time clock it expires whenever a deadline is due. With a
+    /// clock that has no rate it expires only after an [`crate::clock::advanced`] notification
+    /// it has not seen (`seen` counts those it has), as [`crate::Clock::ticks_per_second`] says:
+    /// being woken by a new deadline, or a clock that moves unannounced (the C library's clock of
+    /// `sw_set_clock`, which the program drives with `sw_expire`, docs/c-api.md), is not a reason
+    /// to expire, only to look at the clock's rate again. Otherwise this thread would be a second
+    /// deadline driver beside the program's `expire`, and take the deadlines it counts (SPEC D5,
+    /// T5) and run their callbacks in a thread the program does not know (F3).
+    fn driver_loop(&'static self, realtime: bool, mut seen: u64) -> ! {
         // Linux lets a sleeping thread wake up to 50 µs late by default (timer slack), inherited
         // from whoever started it; a deadline driver wants its wake-ups on time.
         #[cfg(all(target_os = "linux", not(miri)))]
@@ -216,22 +234,31 @@ impl ArenaView {
         let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
         loop {
             let timed = self.clock().ticks_per_second().is_some();
+            // Read before the queue and the clock: a move after this read unparks the park
+            // below, and the next round sees its notification.
+            let moved = timed || {
+                let n = ADVANCES.load(SeqCst);
+                core::mem::replace(&mut seen, n) != n
+            };
             let next = self.driver_poll_as(&waker, timed);
             let now = self.now();
             match next {
-                Some(d) if d <= now => {
+                Some(d) if d <= now && moved => {
                     self.expire(now);
                     continue;
                 }
                 // Asked afresh each time: a clock can stop following real time (the C library's
-                // after `sw_set_clock`); then only `advanced` or an earlier deadline wakes it.
-                Some(d) => match real_duration(self, d - now) {
+                // after `sw_set_clock`); then only `advanced` or a new deadline wakes it.
+                Some(d) if d > now => match real_duration(self, d - now) {
                     Some(wait) => std::thread::park_timeout(wait),
                     None => std::thread::park(),
                 },
-                None => std::thread::park(),
+                _ => std::thread::park(),
             }
-            self.expire(self.now());
+            // Asked again: the clock may have lost its rate while this thread slept.
+            if self.clock().ticks_per_second().is_some() {
+                self.expire(self.now());
+            }
         }
     }
 }
