@@ -11,9 +11,13 @@ use stopwire::{
 
 const KEY: NonZeroUsize = NonZeroUsize::new(7).unwrap();
 
+/// The clock of the arenas below that create deadlines: without `std` the default clock is
+/// `NoClock`, which refuses them (SPEC D1), and these tests run in that build too.
+static TICKS: ManualClock = ManualClock::new(0);
+
 #[test]
 fn a6_forgotten_context_is_reported_at_its_line() {
-    static ARENA: Arena<8> = Arena::new();
+    static ARENA: Arena<8> = Arena::with_clock(&TICKS);
     let job = ARENA.background().with_cancel().unwrap();
     let line = line!() + 1;
     let forgotten = job.with_timeout(60_000_000).unwrap();
@@ -209,7 +213,7 @@ fn a6_raw_engine_creations_record_their_caller() {
 /// leak check; `at(None)` records the caller of `at` (SPEC A6: a leak names its creator).
 #[test]
 fn a6_foreign_sites_are_reported_beside_rust_ones() {
-    static ARENA: Arena<8> = Arena::new();
+    static ARENA: Arena<8> = Arena::with_clock(&TICKS);
     static DRIVER: ForeignSite = ForeignSite::new(c"firmware/driver.c", 4242);
     static NO_LINE: ForeignSite = ForeignSite::new(c"unknown.c", 0);
     let job = ARENA.background().with_cancel().unwrap();

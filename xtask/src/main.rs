@@ -186,8 +186,22 @@ fn test() -> Result<Counts> {
             "--lib",
         ],
     ))?);
-    // Leak diagnostics with `log` (full arena and leaks logged), the async group under
+    // Leak diagnostics as firmware builds them (no `std`: the critical-section lock, no default
+    // clock), then with `log` (full arena and leaks logged), the async group under
     // embassy-executor.
+    counts.add(run(cmd(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "stopwire",
+            "--no-default-features",
+            "--features",
+            "diagnostics",
+            "--test",
+            "diagnostics",
+        ],
+    ))?);
     counts.add(run(cmd(
         "cargo",
         &[

@@ -158,11 +158,58 @@ fn packages() -> Result {
     // Both at once: cargo verifies stopwire-ffi against the packed stopwire (its versioned path
     // dependency), not against crates.io. `--allow-dirty`: the check is about the manifests and
     // the files, not whether the work tree is committed.
+    forget_packed_sources()?;
     let mut args = vec!["package", "--allow-dirty"];
     for (name, _) in PACKAGES {
         args.extend(["-p", name]);
     }
     run(cmd("cargo", &args))?;
+    Ok(())
+}
+
+/// Removes what earlier runs of `cargo package` unpacked of these packages.
+///
+/// Cargo verifies stopwire-ffi against the packed stopwire through a temporary local registry
+/// (`<target>/package/tmp-registry`), and unpacks it into `$CARGO_HOME/registry/src/-<hash>/`,
+/// where the hash comes from that registry's path. A version is assumed never to change, so a
+/// later run from the same path reuses the sources unpacked then: the verification then builds
+/// the C library against an old engine (a clone of main at the same path failed that way). The
+/// directories of local registries start with `-`; only this project's packages are removed.
+fn forget_packed_sources() -> Result {
+    let home = match std::env::var_os("CARGO_HOME") {
+        Some(h) => PathBuf::from(h),
+        None => match std::env::var_os("HOME") {
+            Some(h) => PathBuf::from(h).join(".cargo"),
+            None => return Ok(()),
+        },
+    };
+    let Ok(registries) = fs::read_dir(home.join("registry/src")) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue; // crates.io and other real registries: never touched
+        }
+        let Ok(unpacked) = fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for dir in unpacked.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            let ours = PACKAGES.iter().any(|(package, _)| {
+                name.strip_prefix(package)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours {
+                fs::remove_dir_all(dir.path())
+                    .map_err(|e| format!("removing {}: {e}", dir.path().display()))?;
+                println!(
+                    "removed {} (sources of an earlier cargo package)",
+                    dir.path().display()
+                );
+            }
+        }
+    }
     Ok(())
 }
 
