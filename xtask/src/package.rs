@@ -159,7 +159,15 @@ fn packages() -> Result {
     // dependency), not against crates.io. `--allow-dirty`: the check is about the manifests and
     // the files, not whether the work tree is committed.
     forget_packed_sources()?;
-    let mut args = vec!["package", "--allow-dirty"];
+    // Its own target directory, emptied first: cargo takes a registry package's build, once
+    // made, as good for that version forever, so a build of stale sources (above) would
+    // otherwise outlive them.
+    let verify = target_dir().join("package-verify");
+    if verify.exists() {
+        fs::remove_dir_all(&verify).map_err(|e| format!("removing {}: {e}", verify.display()))?;
+    }
+    let verify = verify.to_string_lossy().into_owned();
+    let mut args = vec!["package", "--allow-dirty", "--target-dir", &verify];
     for (name, _) in PACKAGES {
         args.extend(["-p", name]);
     }
