@@ -316,12 +316,22 @@ impl ArenaView {
     /// # drop(b);
     /// ```
     pub fn expire(&self, now: u64) -> u32 {
+        self.expire_while(now, || true)
+    }
+
+    /// [`ArenaView::expire`] for a driver that may act only while `allowed()` holds, asked
+    /// inside each locked step (so after every change that step can see): the host driver asks
+    /// whether its clock still has a rate, which the C library's clock can lose at any moment.
+    pub(crate) fn expire_while(&self, now: u64, allowed: impl Fn() -> bool) -> u32 {
         let mut handled = 0u32;
         // Nodes below an owner are judged by the later of `now` and the clock, so that a walk
         // never contradicts what a check may already have reported.
         let walk_now = now.max(self.now());
         loop {
             let more = self.run(Some(walk_now), |t| {
+                if !allowed() {
+                    return false;
+                }
                 let Some(head) = t.earliest() else {
                     return false;
                 };

@@ -236,15 +236,23 @@ impl ArenaView {
             let timed = self.clock().ticks_per_second().is_some();
             // Read before the queue and the clock: a move after this read unparks the park
             // below, and the next round sees its notification.
-            let moved = timed || {
+            let advanced = {
                 let n = ADVANCES.load(SeqCst);
                 core::mem::replace(&mut seen, n) != n
             };
             let next = self.driver_poll_as(&waker, timed);
             let now = self.now();
+            // Whether this thread may expire: after an `advanced` it has not seen, or while the
+            // clock has a rate. The rate is asked inside each locked step of the expiry: the C
+            // library's clock can lose its rate at any time (`sw_set_clock`), and a deadline of
+            // the program's new clock is created after that, so a step that sees the deadline
+            // also sees the clock without a rate and leaves the deadline to the program's
+            // `sw_expire` (the C suite's t5_d5_f3 test caught a rate asked outside the step on
+            // a loaded machine).
+            let allowed = || advanced || self.clock().ticks_per_second().is_some();
             match next {
-                Some(d) if d <= now && moved => {
-                    self.expire(now);
+                Some(d) if d <= now && allowed() => {
+                    self.expire_while(now, allowed);
                     continue;
                 }
                 // Asked afresh each time: a clock can stop following real time (the C library's
@@ -255,10 +263,8 @@ impl ArenaView {
                 },
                 _ => std::thread::park(),
             }
-            // Asked again: the clock may have lost its rate while this thread slept.
-            if self.clock().ticks_per_second().is_some() {
-                self.expire(self.now());
-            }
+            // The clock may have lost its rate while this thread slept: asked in the steps.
+            self.expire_while(self.now(), || self.clock().ticks_per_second().is_some());
         }
     }
 }
