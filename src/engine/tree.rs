@@ -149,43 +149,38 @@ impl<'a> Tree<'a> {
     #[inline]
     pub(crate) fn reclaim_from(&mut self, i: Idx) {
         // The first slot here (the common case: its parent lives on), the cascade out of line.
-        let p = self.slot(i).parent();
-        self.free(i);
-        let exhausted = self.spend();
-        if p == NONE {
-            return;
+        if let Some(p) = self.reclaim_one(i) {
+            self.reclaim_cascade(p);
         }
-        if exhausted {
-            self.work.put_reclaim(p); // still holds `i`'s reference on `p`
-            return;
-        }
-        let ps = self.slot(p);
-        if ps.drop_ref() != 0 || ps.state.load(Relaxed) & HANDLE != 0 {
-            return;
-        }
-        self.reclaim_cascade(p);
     }
 
     /// [`Tree::reclaim_from`] past its first slot.
     #[inline(never)]
     fn reclaim_cascade(&mut self, mut i: Idx) {
-        loop {
-            let p = self.slot(i).parent();
-            self.free(i);
-            let exhausted = self.spend();
-            if p == NONE {
-                return;
-            }
-            if exhausted {
-                self.work.put_reclaim(p); // still holds `i`'s reference on `p`
-                return;
-            }
-            let ps = self.slot(p);
-            if ps.drop_ref() != 0 || ps.state.load(Relaxed) & HANDLE != 0 {
-                return;
-            }
+        while let Some(p) = self.reclaim_one(i) {
             i = p;
         }
+    }
+
+    /// Frees `i`, drops its reference on its parent, and returns the parent if that leaves it
+    /// unneeded (to be freed next). A step out of budget keeps the reference for later instead.
+    #[inline(always)]
+    fn reclaim_one(&mut self, i: Idx) -> Option<Idx> {
+        let p = self.slot(i).parent();
+        self.free(i);
+        let exhausted = self.spend();
+        if p == NONE {
+            return None;
+        }
+        if exhausted {
+            self.work.put_reclaim(p); // still holds `i`'s reference on `p`
+            return None;
+        }
+        let ps = self.slot(p);
+        if ps.drop_ref() != 0 || ps.state.load(Relaxed) & HANDLE != 0 {
+            return None;
+        }
+        Some(p)
     }
 
     /// Resumes a paused reclamation: drops the reference it kept on `p`.
