@@ -222,14 +222,16 @@ fn loom_a2_cause_read_during_release_never_sees_the_free_list() {
 /// A2 and V2: a handle handed to another thread with no synchronization of its own (a `Relaxed`
 /// store and load, as through a plain shared word): the checks' `Acquire` load of the state word
 /// is what makes the context's fields visible with it. The reader gets the new context's value or
-/// `Stale` (it may still see the slot's previous state), never the previous occupant's value.
+/// `Stale` (it may still see the slot's previous state), never the previous occupant's value. The
+/// previous occupant has another key: a lookup reads the key before anything else, so a stale
+/// key shows as "no such key".
 #[test]
 fn loom_a2_v2_handle_passed_without_sync_never_reads_the_old_occupant() {
     explore(
         "loom_a2_v2_handle_passed_without_sync_never_reads_the_old_occupant",
         || {
             let a = arena::<1>();
-            let before = a.with_value(Handle::BACKGROUND, 1, 5).unwrap();
+            let before = a.with_value(Handle::BACKGROUND, 2, 5).unwrap();
             a.release(before).unwrap();
             let mailbox = Arc::new(AtomicU64::new(0));
             let (a2, m2) = (a.clone(), mailbox.clone());
@@ -405,9 +407,10 @@ fn loom_n1_driver_poll_vs_earlier_deadline_created() {
     });
 }
 
-/// Children of the root in the chunked-walk model: with two units per child (detach, climb), more
-/// than one step's budget on every target (32 units on 64-bit hosts).
-const WALK_CHILDREN: usize = 18;
+/// Children of the root in the chunked-walk model: a walk marks a leaf in one unit (no descent,
+/// no climb back), and under loom a step has 3 units (the microcontrollers' `STEP_BUDGET`), so
+/// the walk pauses several times, also inside the subtree of `kids[0]` once it has a child.
+const WALK_CHILDREN: usize = 8;
 
 /// C2, C10, A5 with a walk in more than one locked step: while `cancel` walks a root with
 /// [`WALK_CHILDREN`] children, another thread creates a grandchild under the child the walk
@@ -468,6 +471,52 @@ fn loom_c2_c10_a5_chunked_walk_vs_release_and_reuse() {
     );
 }
 
+/// C2, A5 with a walk paused inside a subtree: the walk descends into `x` (it has children) and
+/// pauses there, its cursor pinned (I3); meanwhile another thread releases every child of `x`
+/// and `x` itself, which would leave `x` unneeded, and creates as many contexts as slots were
+/// freed (reuse is first in first out, so the last of them takes `x`'s slot if it was freed).
+/// The walk must resume on `x`, not on a newcomer in its slot: the newcomers (children of the
+/// background root) are never canceled, and every slot comes back.
+#[test]
+fn loom_c2_a5_walk_paused_inside_a_subtree_vs_its_release() {
+    explore_with(
+        "loom_c2_a5_walk_paused_inside_a_subtree_vs_its_release",
+        100_000,
+        || {
+            let a = arena::<8>();
+            let root = a.with_cancel(Handle::BACKGROUND).unwrap();
+            let x = a.with_cancel(root).unwrap();
+            let kids: Vec<Handle> = (0..4).map(|_| a.with_cancel(x).unwrap()).collect();
+            let a2 = a.clone();
+            let t = thread::spawn(move || {
+                for k in kids {
+                    a2.release(k).unwrap();
+                }
+                a2.release(x).unwrap();
+                (0..5)
+                    .map(|_| a2.with_cancel(Handle::BACKGROUND).unwrap())
+                    .collect::<Vec<_>>()
+            });
+            assert!(a.cancel(root, 9).unwrap());
+            let newcomers = t.join().unwrap();
+            for &n in &newcomers {
+                assert_eq!(
+                    a.err(n),
+                    Ok(()),
+                    "a newcomer was canceled by a walk it is not under"
+                );
+            }
+            if let Err(e) = a.audit() {
+                panic!("audit after the race: {e}");
+            }
+            for h in newcomers.into_iter().chain([root]) {
+                a.release(h).unwrap();
+            }
+            assert_eq!(a.stats().in_use, 0, "A5: every slot back");
+        },
+    );
+}
+
 /// The waiting layer's models: they need [`stopwire::Done`] under loom (feature `async`; see the
 /// `waiters` tier of `cargo xtask verify` for the state of that).
 #[cfg(feature = "async")]
@@ -512,6 +561,45 @@ mod waiting {
                 }
             }
             a.release(c).unwrap();
+            assert_eq!(a.stats().in_use, 0);
+        });
+    }
+
+    /// N4 for a waiter on a leaf below the context canceled: the walk reaches the leaf from its
+    /// parent, and marking a leaf without descending into it (one unit) must still take its
+    /// waiters out. Either the poll sees the leaf done, or it registers in time and the parent's
+    /// cancel wakes it.
+    #[test]
+    fn loom_n4_wait_on_leaf_vs_cancel_of_its_parent() {
+        explore("loom_n4_wait_on_leaf_vs_cancel_of_its_parent", || {
+            let a = arena::<3>();
+            let p = a.with_cancel(Handle::BACKGROUND).unwrap();
+            let c = a.with_cancel(p).unwrap();
+            let a2 = a.clone();
+            let t = thread::spawn(move || a2.cancel(p, 5).unwrap());
+            let (woken, waker) = flag();
+            let mut cx = Context::from_waker(&waker);
+            {
+                let ctx = a.ctx(c);
+                let mut done = pin!(ctx.done());
+                let first = done.as_mut().poll(&mut cx);
+                assert!(t.join().unwrap());
+                match first {
+                    Poll::Ready(why) => assert_eq!(why, Error::Canceled),
+                    Poll::Pending => {
+                        assert!(
+                            woken.0.load(SeqCst),
+                            "N4: pending on the leaf, and its parent's cancel woke no one"
+                        );
+                        assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(Error::Canceled));
+                    }
+                }
+            }
+            if let Err(e) = a.audit() {
+                panic!("audit after the race: {e}");
+            }
+            a.release(c).unwrap();
+            a.release(p).unwrap();
             assert_eq!(a.stats().in_use, 0);
         });
     }

@@ -52,7 +52,8 @@
 //!   free list, the deadline lanes, a paused `Work`) is below the capacity or one of the
 //!   sentinels `NONE` / `NOT_QUEUED`, which the code tests before following an index; indices
 //!   decoded from handles are bounds-checked when resolved. So the locked steps index the slot
-//!   array without a bounds check ([`ArenaView::slot`]; debug builds, Miri included, check it).
+//!   array without a bounds check ([`ArenaView::slot`]; debug builds, Miri included, and loom
+//!   builds check it).
 //!
 //! # Critical sections (SPEC T3)
 //!
@@ -332,10 +333,14 @@ impl ArenaView {
     /// lock-free reader bounds-checks instead (`slots.get`), since it may hold a forged handle.
     #[inline]
     pub(crate) fn slot(&self, i: Idx) -> &Slot {
-        debug_assert!(
-            (i as usize) < self.slots.len(),
-            "I8: slot index {i} out of range"
-        );
+        // Checked in debug builds and under loom (its models run optimised): a broken engine
+        // there panics instead of reading out of bounds.
+        if cfg!(any(debug_assertions, loom)) {
+            assert!(
+                (i as usize) < self.slots.len(),
+                "I8: slot index {i} out of range"
+            );
+        }
         // SAFETY: I8, every index the engine follows is below the capacity (`slots.len()`).
         unsafe { self.slots.get_unchecked(i as usize) }
     }

@@ -35,8 +35,13 @@ use crate::engine::walk::Walk;
 /// Units of work per locked step. Small on microcontrollers, where a step masks interrupts (each
 /// unit costs tens of instructions: `cargo xtask latency` measures the longest step); larger on
 /// hosts, where a lock round trip costs about as much as a few units.
-#[cfg(target_pointer_width = "64")]
+#[cfg(all(target_pointer_width = "64", not(loom)))]
 pub(crate) const STEP_BUDGET: u32 = 32;
+/// Units of work per locked step under loom: the microcontrollers' budget, so that the models
+/// see walks, reclamations and scanning inserts paused between steps with trees of a few nodes
+/// (a pause is where the pins of I3 matter), whatever the host.
+#[cfg(all(target_pointer_width = "64", loom))]
+pub(crate) const STEP_BUDGET: u32 = 3;
 /// Units of work per locked step (see the 64-bit docs).
 ///
 /// Chosen with `cargo xtask latency` (`firmware/latency` built with each budget in turn; longest

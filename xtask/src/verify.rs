@@ -369,11 +369,11 @@ struct Mutation {
 const MUTATIONS: &[Mutation] = &[
     Mutation {
         id: "a",
-        what: "no release fence at the start of a locked step (run.rs ArenaView::step)",
+        what: "no release fence at the start of a locked step (run.rs ArenaView::begin_step)",
         edits: &[(
             "src/engine/run.rs",
-            "            fence(Release);\n            let mut t = Tree {",
-            "            let mut t = Tree {",
+            "        // so.\n        fence(Release);\n",
+            "        // so.\n",
         )],
         cfgs: LoomCfg::BOTH,
         equivalent: Some(
@@ -389,8 +389,8 @@ const MUTATIONS: &[Mutation] = &[
         edits: &[
             (
                 "src/engine/run.rs",
-                "            fence(Release);\n            let mut t = Tree {",
-                "            let mut t = Tree {",
+                "        // so.\n        fence(Release);\n",
+                "        // so.\n",
             ),
             (
                 "src/engine/tree.rs",
@@ -472,7 +472,7 @@ const MUTATIONS: &[Mutation] = &[
         what: "an earlier deadline does not take the driver's waker out (deadline.rs queued)",
         edits: &[(
             "src/engine/deadline.rs",
-            "                self.work.driver = Some(w);",
+            "                self.work.set_driver(w);",
             "                drop(w);",
         )],
         cfgs: LoomCfg::BOTH,
@@ -527,10 +527,32 @@ const MUTATIONS: &[Mutation] = &[
         what: "no acquire fence before a check re-validates the state (query.rs revalidate)",
         edits: &[(
             "src/engine/query.rs",
-            "        let _ = h;\n        fence(Acquire);\n        let s = slot.state.load(Relaxed);",
-            "        let _ = h;\n        let s = slot.state.load(Relaxed);",
+            "    fn revalidate(slot: &Slot, g: u64) -> Result<State, Error> {\n        fence(Acquire);\n",
+            "    fn revalidate(slot: &Slot, g: u64) -> Result<State, Error> {\n",
         )],
         cfgs: LoomCfg::BOTH,
+        equivalent: None,
+    },
+    Mutation {
+        id: "l",
+        what: "a walk marks a leaf that has waiters without taking them out (walk.rs resume_walk)",
+        edits: &[(
+            "src/engine/walk.rs",
+            "            if c.first_child() == NONE && c.waiters.load(Relaxed).is_null() {",
+            "            if c.first_child() == NONE {",
+        )],
+        cfgs: &[LoomCfg::Cas],
+        equivalent: None,
+    },
+    Mutation {
+        id: "m",
+        what: "a cancel without a walk leaves the canceled node's waiters linked (walk.rs cancel_node)",
+        edits: &[(
+            "src/engine/walk.rs",
+            "        if self.slot(r).first_child() == NONE && self.slot(r).waiters.load(Relaxed).is_null() {",
+            "        if self.slot(r).first_child() == NONE {",
+        )],
+        cfgs: &[LoomCfg::Cas],
         equivalent: None,
     },
 ];
