@@ -422,10 +422,10 @@ impl<'a> Tree<'a> {
         } else {
             self.cancel_node(i, ERR_CANCELED, 0);
             self.retire(i);
-            if !self.work.has_walk() && self.slot(i).refs() == 0 {
-                // A leaf canceled without a walk (`cancel_node`'s fast path): the walk's end
-                // would have reclaimed it.
-                self.reclaim_from(i);
+            if !self.work.has_walk() {
+                // Canceled without a walk (`cancel_node`'s leaf path): what the walk's end
+                // would do, now that the handle is retired.
+                self.reclaim_if_unneeded(i);
             }
         }
         Ok(())

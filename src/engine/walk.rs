@@ -76,7 +76,8 @@ impl Walk {
 
 impl Tree<'_> {
     /// Marks `r` with `err`/`cause` (unless it is settled already) and starts a walk of its
-    /// subtree. Returns true when this call set `r`'s Err to `err` (SPEC C3).
+    /// subtree, unless it has no children and no waiters (then the walk would end where it
+    /// starts). Returns true when this call set `r`'s Err to `err` (SPEC C3).
     #[cfg_attr(target_pointer_width = "64", inline(always))]
     pub(crate) fn cancel_node(&mut self, r: Idx, err: State, cause: u32) -> bool {
         let s = self.state(r);
@@ -91,9 +92,7 @@ impl Tree<'_> {
             // Nothing below and nobody waiting (N-I1: both read under the lock): the walk would
             // end where it starts. What its end does, done here.
             self.spend();
-            if self.state(r) & HANDLE == 0 && self.slot(r).refs() == 0 {
-                self.reclaim_from(r);
-            }
+            self.reclaim_if_unneeded(r);
         } else {
             self.start_walk(r, true);
         }
@@ -200,7 +199,13 @@ impl Tree<'_> {
         if w.pinned {
             self.slot(w.root).drop_ref();
         }
-        let r = w.root;
+        self.reclaim_if_unneeded(w.root);
+    }
+
+    /// Reclaims `r` if its owner has released it and nothing needs it any more (I3, SPEC A5):
+    /// what the end of a walk does for its root.
+    #[inline(always)]
+    pub(crate) fn reclaim_if_unneeded(&mut self, r: Idx) {
         if self.state(r) & HANDLE == 0 && self.slot(r).refs() == 0 {
             self.reclaim_from(r);
         }
