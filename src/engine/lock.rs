@@ -70,11 +70,6 @@ mod imp {
             // SAFETY: the matching `release` is in `Guard::drop` (see there for the nesting).
             Guard(unsafe { critical_section::acquire() })
         }
-
-        #[inline]
-        pub(crate) fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-            critical_section::with(|_| f())
-        }
     }
 }
 
@@ -96,12 +91,6 @@ mod imp {
         #[inline]
         pub(crate) fn lock(&self) -> LockGuard<'_> {
             self.0.lock().expect("the engine never panics while locked")
-        }
-
-        #[inline]
-        pub(crate) fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-            let _guard = self.lock();
-            f()
         }
     }
 }
@@ -151,12 +140,6 @@ mod imp {
             Guard(&self.held)
         }
 
-        #[inline]
-        pub(crate) fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-            let _guard = self.lock();
-            f()
-        }
-
         #[cold]
         #[inline(never)]
         fn contended(&self) {
@@ -183,3 +166,13 @@ mod imp {
 }
 
 pub(crate) use imp::{Lock, LockGuard};
+
+impl Lock {
+    /// Runs `f` with the lock held (the guard of [`Lock::lock`] around it, whatever the
+    /// strategy), released also if `f` unwinds.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.lock();
+        f()
+    }
+}
