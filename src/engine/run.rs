@@ -141,39 +141,24 @@ impl Work {
     #[inline]
     pub(crate) fn put_walk(&mut self, w: Walk) {
         debug_assert!(!self.has_walk(), "one walk at a time per operation");
-        debug_assert!(w.key() != NONE);
-        self.heads[WALK] = w.key();
-        self.walk.write(w);
+        put_paused(&mut self.heads[WALK], &mut self.walk, w.key(), w);
     }
 
     #[inline]
     fn take_walk(&mut self) -> Option<Walk> {
-        if self.heads[WALK] == NONE {
-            return None;
-        }
-        self.heads[WALK] = NONE;
-        // SAFETY: `walk` is initialised while its head is not `NONE` (the field's invariant,
-        // kept by `put_walk`); `Walk` is `Copy`, so reading it out leaves nothing to drop.
-        Some(unsafe { self.walk.assume_init_read() })
+        take_paused(&mut self.heads[WALK], &self.walk)
     }
 
     /// Keeps a paused deadline insertion (one at a time).
     #[inline]
     pub(crate) fn put_insert(&mut self, ins: Insert) {
         debug_assert!(self.heads[INSERT] == NONE, "one insertion at a time");
-        debug_assert!(ins.key() != NONE);
-        self.heads[INSERT] = ins.key();
-        self.insert.write(ins);
+        put_paused(&mut self.heads[INSERT], &mut self.insert, ins.key(), ins);
     }
 
     #[inline]
     fn take_insert(&mut self) -> Option<Insert> {
-        if self.heads[INSERT] == NONE {
-            return None;
-        }
-        self.heads[INSERT] = NONE;
-        // SAFETY: as in `take_walk`: initialised while its head is not `NONE`; `Copy`.
-        Some(unsafe { self.insert.assume_init_read() })
+        take_paused(&mut self.heads[INSERT], &self.insert)
     }
 
     #[inline]
@@ -255,6 +240,26 @@ impl Work {
         // SAFETY: initialised while `HAS_PANIC` was set; the flag is cleared, so read once.
         Some(unsafe { self.panic.assume_init_read() })
     }
+}
+
+/// Keeps a paused piece `v` in `slot`, found by its head `key` (never `NONE`).
+#[inline]
+fn put_paused<T: Copy>(head: &mut Idx, slot: &mut MaybeUninit<T>, key: Idx, v: T) {
+    debug_assert!(key != NONE);
+    *head = key;
+    slot.write(v);
+}
+
+/// Takes the paused piece kept by [`put_paused`], if `head` says there is one.
+#[inline]
+fn take_paused<T: Copy>(head: &mut Idx, slot: &MaybeUninit<T>) -> Option<T> {
+    if *head == NONE {
+        return None;
+    }
+    *head = NONE;
+    // SAFETY: a slot is initialised while its head is not `NONE` (`put_paused` writes both, this
+    // function clears the head as it reads); `T: Copy`, so reading it out leaves nothing to drop.
+    Some(unsafe { slot.assume_init_read() })
 }
 
 /// `Tree::now` before the step has read the clock (a clock reading `u64::MAX` is merely read
