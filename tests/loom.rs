@@ -532,6 +532,33 @@ mod waiting {
         (f, w)
     }
 
+    /// Polls `h`'s `done()` future once while thread `t` makes `h` done, joins `t`, and checks
+    /// that no wake-up was lost: either that poll was ready with `why`, or it was pending, `t`
+    /// woke it (else `lost` is the failure), and the next poll is ready with `why`. Returns what
+    /// `t` returned.
+    fn poll_racing<T>(
+        a: &stopwire::ArenaView,
+        h: Handle,
+        t: thread::JoinHandle<T>,
+        why: Error,
+        lost: &str,
+    ) -> T {
+        let (woken, waker) = flag();
+        let mut cx = Context::from_waker(&waker);
+        let ctx = a.ctx(h);
+        let mut done = pin!(ctx.done());
+        let first = done.as_mut().poll(&mut cx);
+        let r = t.join().unwrap();
+        match first {
+            Poll::Ready(got) => assert_eq!(got, why),
+            Poll::Pending => {
+                assert!(woken.0.load(SeqCst), "{lost}");
+                assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(why));
+            }
+        }
+        r
+    }
+
     /// N4 (wait vs cancel, no lost wakeup): a future polls for a context while another thread
     /// cancels it. Either the poll sees it done, or it registers in time and the cancel wakes it;
     /// the next poll is then ready. Never `Pending` with no wake-up coming.
@@ -542,24 +569,14 @@ mod waiting {
             let c = a.with_cancel(Handle::BACKGROUND).unwrap();
             let a2 = a.clone();
             let t = thread::spawn(move || a2.cancel(c, 3).unwrap());
-            let (woken, waker) = flag();
-            let mut cx = Context::from_waker(&waker);
-            {
-                let ctx = a.ctx(c);
-                let mut done = pin!(ctx.done());
-                let first = done.as_mut().poll(&mut cx);
-                assert!(t.join().unwrap());
-                match first {
-                    Poll::Ready(why) => assert_eq!(why, Error::Canceled),
-                    Poll::Pending => {
-                        assert!(
-                            woken.0.load(SeqCst),
-                            "N4: pending, and the cancel woke no one"
-                        );
-                        assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(Error::Canceled));
-                    }
-                }
-            }
+            let first = poll_racing(
+                &*a,
+                c,
+                t,
+                Error::Canceled,
+                "N4: pending, and the cancel woke no one",
+            );
+            assert!(first);
             a.release(c).unwrap();
             assert_eq!(a.stats().in_use, 0);
         });
@@ -577,24 +594,14 @@ mod waiting {
             let c = a.with_cancel(p).unwrap();
             let a2 = a.clone();
             let t = thread::spawn(move || a2.cancel(p, 5).unwrap());
-            let (woken, waker) = flag();
-            let mut cx = Context::from_waker(&waker);
-            {
-                let ctx = a.ctx(c);
-                let mut done = pin!(ctx.done());
-                let first = done.as_mut().poll(&mut cx);
-                assert!(t.join().unwrap());
-                match first {
-                    Poll::Ready(why) => assert_eq!(why, Error::Canceled),
-                    Poll::Pending => {
-                        assert!(
-                            woken.0.load(SeqCst),
-                            "N4: pending on the leaf, and its parent's cancel woke no one"
-                        );
-                        assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(Error::Canceled));
-                    }
-                }
-            }
+            let first = poll_racing(
+                &*a,
+                c,
+                t,
+                Error::Canceled,
+                "N4: pending on the leaf, and its parent's cancel woke no one",
+            );
+            assert!(first);
             if let Err(e) = a.audit() {
                 panic!("audit after the race: {e}");
             }
@@ -650,21 +657,7 @@ mod waiting {
             let layer = a.with_value(Handle::BACKGROUND, 1, 1).unwrap();
             let a2 = a.clone();
             let t = thread::spawn(move || a2.release(layer).unwrap());
-            let (woken, waker) = flag();
-            let mut cx = Context::from_waker(&waker);
-            {
-                let ctx = a.ctx(layer);
-                let mut done = pin!(ctx.done());
-                let first = done.as_mut().poll(&mut cx);
-                t.join().unwrap();
-                match first {
-                    Poll::Ready(why) => assert_eq!(why, Error::Stale),
-                    Poll::Pending => {
-                        assert!(woken.0.load(SeqCst), "N6: the release woke no one");
-                        assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(Error::Stale));
-                    }
-                }
-            }
+            poll_racing(&*a, layer, t, Error::Stale, "N6: the release woke no one");
             assert_eq!(a.stats().in_use, 0);
         });
     }
