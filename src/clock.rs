@@ -64,6 +64,10 @@ static ADVANCED_HOOK: core::sync::atomic::AtomicPtr<()> =
 
 /// Sets the function [`advanced`] calls (the host driver's notification).
 #[cfg(feature = "std")]
+#[cfg_attr(
+    loom,
+    allow(dead_code, reason = "the host driver is not built under loom")
+)]
 pub(crate) fn set_advanced_hook(f: fn()) {
     ADVANCED_HOOK.store(f as *mut (), core::sync::atomic::Ordering::Release);
 }

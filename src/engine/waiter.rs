@@ -37,6 +37,13 @@ use crate::engine::slot::{Idx, NONE};
     not(any(feature = "async", feature = "std")),
     allow(dead_code, reason = "the waiting layers are off")
 )]
+#[cfg_attr(
+    loom,
+    allow(
+        dead_code,
+        reason = "blocking waits (`Thread`) are not built under loom"
+    )
+)]
 pub(crate) enum WakeTarget {
     #[default]
     None,
@@ -250,6 +257,13 @@ impl Drop for WakeBatch {
 #[cfg_attr(
     not(all(feature = "async", feature = "std")),
     allow(dead_code, reason = "each waiting layer uses its own variant")
+)]
+#[cfg_attr(
+    loom,
+    allow(
+        dead_code,
+        reason = "blocking waits (`Thread`) are not built under loom"
+    )
 )]
 pub(crate) enum Want<'w> {
     /// A task's waker.
