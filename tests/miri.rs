@@ -34,6 +34,25 @@ fn miri_c2_c5_cancel_reaches_every_descendant_and_slots_return() {
     assert_eq!(arena.stats().in_use, 0);
 }
 
+/// C2 and T3 with a walk longer than one locked step (32 units on 64-bit hosts): the walk
+/// pauses with its cursor pinned inside the subtree of `x`, and the paused piece is kept in the
+/// operation's `Work` between steps (the `MaybeUninit` of `run.rs`), which Miri then checks.
+#[test]
+fn miri_c2_t3_walk_paused_between_steps_reaches_every_node() {
+    static CLOCK: ManualClock = ManualClock::new(0);
+    let arena: Arena<48> = Arena::with_clock(&CLOCK);
+    let root = arena.background().with_cancel().unwrap();
+    let x = root.with_cancel().unwrap();
+    let leaves: Vec<_> = (0..40).map(|_| x.with_cancel().unwrap()).collect();
+    assert!(root.cancel());
+    for c in leaves.iter().chain([&root, &x]) {
+        assert_eq!(c.err(), Err(Error::Canceled));
+    }
+    drop(leaves);
+    drop((x, root));
+    assert_eq!(arena.stats().in_use, 0);
+}
+
 #[test]
 fn miri_a5_released_ancestors_serve_values_until_the_leaf_goes() {
     let arena: Arena<8> = Arena::new();
