@@ -296,6 +296,38 @@ fn t5_expire_counts_each_deadline_context_once() {
     assert_eq!(a.next_deadline(), None);
 }
 
+/// T5 with D2: a child that owns the same deadline as an owner above it is done with that owner,
+/// however the deadline queue happens to be laid out when the child is created. The layout here
+/// once put the child at the head of a lane before its parent's (found by the differential model
+/// test, seed 1460220275): `expire` then handled the child first and counted both.
+#[test]
+fn t5_an_equal_deadline_below_an_owner_is_done_with_it_whatever_the_queue_layout() {
+    let clk = clock(0);
+    let a = arena::<16>(clk);
+    let u = a.background().with_deadline(30).unwrap(); // lane 0
+    let t = a.background().with_deadline_cause(23, nz(SLOW)).unwrap(); // lane 1
+    let w = a.background().with_deadline(40).unwrap(); // after u
+    let v = a.background().with_deadline(24).unwrap(); // after t: t is no tail
+    drop((u, w)); // lane 0 is empty again
+    let x = t.with_deadline_cause(23, nz(EARLY)).unwrap(); // equal: an owner of its own (D2)
+    let y = x.with_deadline(23).unwrap(); // and one more level
+    assert_eq!(x.deadline(), Ok(Some(23)));
+    assert_eq!(a.next_deadline(), Some(23));
+    assert_eq!(a.expire(23), 1, "t only: x and y are done with it");
+    assert_eq!(t.cause(), Ok(Some(nz(SLOW))));
+    assert_eq!(x.err(), Err(Error::DeadlineExceeded));
+    assert_eq!(
+        x.cause(),
+        Ok(Some(nz(EARLY))),
+        "K5: x's own deadline had passed, its cause"
+    );
+    assert!(y.is_done());
+    assert_eq!(a.next_deadline(), Some(24), "v is still queued, in order");
+    assert_eq!(a.expire(24), 1);
+    assert!(v.is_done());
+    assert_eq!(a.next_deadline(), None);
+}
+
 /// T5: a callback run by expire may create, cancel and release: a new owner due in the same call
 /// is handled by that call.
 static T5_ARENA: Arena<16> = Arena::with_clock(&T5_CLOCK);

@@ -28,6 +28,18 @@
 //! So one long timeout per connection beside short per-request timeouts costs nothing per
 //! request: the two streams live in two lanes.
 //!
+//! # Equal deadlines
+//!
+//! A child asked for the same deadline as its parent's owns it (SPEC D2). It goes right after
+//! the nearest owner above it (its parent's deadline owner, whose deadline is then equal), in that
+//! owner's lane, in O(1). So of two owners with one deadline where one is above the other, the one
+//! above is always nearer its lane's head: `expire` handles it first and its walk makes the one
+//! below done with it, which is then not counted (T5; the reading of docs/spec.md that the
+//! reference model takes: equal deadlines in creation order). Which of two unrelated owners with
+//! one deadline goes first changes no count and no cause. The exception is an owner above that
+//! is not queued when the child is created, which needs a handle forged while the owner's own
+//! creation is still queueing it: the child is then queued as any new owner.
+//!
 //! # What `expire` counts (T5)
 //!
 //! The owners it settles itself. An owner that another call settled first — a cancel or release
@@ -152,9 +164,29 @@ impl Tree<'_> {
     }
 
     /// Queues the new owner `i` (module docs), and wakes the driver if its deadline is earlier
-    /// than the one the driver sleeps until.
-    pub(crate) fn lane_insert(&mut self, i: Idx) {
+    /// than the one the driver sleeps until. `above` is the nearest owner above `i` (its parent's
+    /// deadline owner) when that one's deadline equals `i`'s: `i` then goes right after it, in its
+    /// lane (module docs, "Equal deadlines").
+    pub(crate) fn lane_insert(&mut self, i: Idx, above: Idx) {
         let d = self.dl(i);
+        if above != NONE && self.is_queued(above) {
+            debug_assert_eq!(
+                self.dl(above),
+                d,
+                "only an equal deadline is placed after its owner"
+            );
+            let (next, _) = self.links(above);
+            let l = if next == NONE {
+                (0..LANES)
+                    .find(|&l| self.lane(l).1 == above)
+                    .expect("a queued owner with no next is a lane's tail")
+            } else {
+                0 // a middle position: `lane_link` touches no lane end
+            };
+            self.lane_link(l, i, above, next);
+            self.queued(i);
+            return;
+        }
         let mut append: Option<(usize, u64)> = None;
         let mut empty = None;
         let mut prepend: Option<usize> = None;

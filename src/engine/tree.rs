@@ -351,7 +351,14 @@ impl<'a> Tree<'a> {
         slot.state
             .store(make_state(generation, kind, flags), Release);
         if kind == Kind::Deadline && err == ERR_NONE {
-            self.lane_insert(i);
+            // The nearest owner above, when its deadline is this one's (deadline.rs, "Equal
+            // deadlines"); `inherited` is `Some` only if the parent has `HAS_DL`.
+            let above = if inherited == deadline {
+                self.slot(p).dl_owner.load(Relaxed)
+            } else {
+                NONE
+            };
+            self.lane_insert(i, above);
         }
         Ok(self.arena.handle_of(i, generation))
     }
