@@ -35,7 +35,7 @@ use crate::engine::handle::Handle;
 use crate::engine::run::Tree;
 #[cfg(feature = "diagnostics")]
 use crate::engine::slot::{
-    gen_of, is_settled, kind_of, Idx, Kind, ERR_CANCELED, ERR_MASK, HANDLE, HAS_DL, NONE,
+    gen_of, is_settled, kind_of, Idx, Kind, CLOCKED, ERR_CANCELED, ERR_MASK, HANDLE, NONE,
 };
 #[cfg(feature = "diagnostics")]
 use crate::engine::sync::Ordering::Relaxed;
@@ -232,7 +232,7 @@ impl Iterator for LiveIter<'_> {
                     _ => Error::DeadlineExceeded,
                 })
             } else if s & ERR_MASK != 0
-                || (s & HAS_DL != 0
+                || (s & CLOCKED != 0
                     && kind != LiveKind::Detached
                     && t.arena.checks_read_clock()
                     && now >= slot.deadline.get())

@@ -91,6 +91,58 @@ fn t2_checks_take_no_lock() {
     drop(e);
 }
 
+/// A real-time clock (it has a rate, so a driver sleeps by it) that counts every question asked
+/// of it: readings and rate queries.
+struct AskedClock {
+    ticks: AtomicU64,
+    asked: AtomicUsize,
+}
+impl Clock for AskedClock {
+    fn now(&self) -> u64 {
+        self.asked.fetch_add(1, SeqCst);
+        self.ticks.load(SeqCst)
+    }
+    fn ticks_per_second(&self) -> Option<u64> {
+        self.asked.fetch_add(1, SeqCst);
+        Some(1_000_000)
+    }
+}
+static ASKED: AskedClock = AskedClock {
+    ticks: AtomicU64::new(1_000),
+    asked: AtomicUsize::new(0),
+};
+static ASKED_ARENA: Arena<8> = Arena::with_clock(&ASKED);
+
+/// T2 with D5 and N1: on an arena a real-time driver serves, expiry is a state change the driver
+/// makes, so a check of a context with a deadline is the plain check: it asks the clock nothing
+/// (neither a reading nor its rate), as a check without a deadline. A context created before the
+/// driver started (here: the first deadline of this static arena, which starts it) keeps asking.
+#[test]
+fn t2_under_a_real_time_driver_a_deadline_check_asks_the_clock_nothing() {
+    let a: &'static ArenaView = &ASKED_ARENA;
+    let before = a.background().with_timeout(3_600_000_000).unwrap();
+    let asked = ASKED.asked.load(SeqCst);
+    assert!(!before.is_done());
+    assert!(
+        ASKED.asked.load(SeqCst) > asked,
+        "created before the driver started: its checks still ask the clock"
+    );
+    a.drive(); // started already by the first deadline of this static arena; idempotent
+    let ctx = a.background().with_timeout(3_600_000_000).unwrap();
+    let child = ctx.with_cancel().unwrap();
+    let asked = ASKED.asked.load(SeqCst);
+    for _ in 0..1_000 {
+        assert!(!ctx.is_done() && !child.is_done());
+        assert_eq!(ctx.err(), Ok(()));
+    }
+    assert_eq!(ASKED.asked.load(SeqCst), asked, "checks asked the clock");
+    ctx.cancel();
+    assert_eq!(ctx.err(), Err(Error::Canceled));
+    assert_eq!(child.err(), Err(Error::Canceled));
+    drop((before, ctx, child));
+    assert_eq!(a.stats().in_use, 0);
+}
+
 #[test]
 fn t2_a_check_reads_one_state_whatever_the_depth() {
     let clk = CountingClock::leak(0);

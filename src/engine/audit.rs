@@ -4,7 +4,10 @@
 use core::fmt;
 
 use crate::engine::arena::ArenaView;
-use crate::engine::slot::{is_settled, kind_of, unpack, Idx, Kind, Pair, HANDLE, HAS_DL, NONE};
+use crate::engine::slot::{
+    is_settled, kind_of, unpack, Idx, Kind, Pair, CLOCKED, ERR_MASK, ERR_TRANSIENT, HANDLE, HAS_DL,
+    NONE,
+};
 use crate::engine::sync::Ordering::Relaxed;
 
 /// A broken invariant found by [`ArenaView::audit`]: what is wrong, and at which slot.
@@ -114,6 +117,15 @@ impl ArenaView {
                     return fail("callback registration with children or no handle", i);
                 }
                 continue;
+            }
+            if s & CLOCKED != 0 && s & HAS_DL == 0 {
+                return fail("CLOCKED on a node without a deadline", i);
+            }
+            if s & ERR_MASK == ERR_TRANSIENT && s & CLOCKED == 0 {
+                return fail(
+                    "deadline seen on a node no check compares with the clock",
+                    i,
+                );
             }
             if s & HAS_DL != 0 {
                 let o = slot.dl_owner.load(Relaxed) as usize;

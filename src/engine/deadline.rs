@@ -187,9 +187,10 @@ impl Tree<'_> {
             self.queued(i);
             return;
         }
+        // Rules 1 and 2 of the module docs need only the tails; rule 3 reads the heads, and only
+        // when neither applies.
         let mut append: Option<(usize, u64)> = None;
         let mut empty = None;
-        let mut prepend: Option<usize> = None;
         for l in 0..LANES {
             let (head, tail) = self.lane(l);
             if head == NONE {
@@ -200,9 +201,6 @@ impl Tree<'_> {
             if td <= d && append.is_none_or(|(_, best)| td > best) {
                 append = Some((l, td));
             }
-            if self.dl(head) > d {
-                prepend.get_or_insert(l);
-            }
         }
         self.spend();
         if let Some((l, _)) = append {
@@ -210,11 +208,13 @@ impl Tree<'_> {
             self.lane_link(l, i, tail, NONE);
         } else if let Some(l) = empty {
             self.lane_link(l, i, NONE, NONE);
-        } else if let Some(l) = prepend {
+        } else if let Some(l) = (0..LANES).find(|&l| self.dl(self.lane(l).0) > d) {
             let (head, _) = self.lane(l);
             self.lane_link(l, i, NONE, head);
         } else {
-            // Every lane spans `d`: scan lane 0 from its tail, in steps.
+            // Every lane spans `d`: scan lane 0 from its tail, in steps. Until it is linked, `i`
+            // is published but in no lane (I5: a walk that settles it meanwhile finds it so).
+            self.lane_unqueued(i);
             let (_, tail) = self.lane(0);
             self.slot(tail).add_ref();
             self.work.put_insert(Insert {

@@ -7,14 +7,17 @@
 //! load answers the handle's validity (generation and `HANDLE` in the same word), Err, and whether
 //! a deadline exists.
 //!
-//! With a deadline, what the check does depends on who drives deadlines:
+//! With a deadline, what the check does depends on who drove the arena's deadlines when the
+//! context was created (the state's `CLOCKED` bit, fixed at creation, [`crate::engine::slot`]):
 //!
-//! - **A real-time driver runs** (the host driver thread on a clock with a known rate): expiry is
-//!   a state change like a cancel, made by the driver within its lateness (measured by the
-//!   `deadline/fire` benchmark). The check reads nothing more, as Go's `Err()` does on a timer
-//!   context. So a check may report "not done" for that long after the deadline, never longer.
-//! - **Otherwise** (firmware, virtual clocks, arenas no driver serves): the check reads the clock
-//!   and compares. When it finds the deadline passed and no Err recorded, it must make sure no
+//! - **A real-time driver ran** (the host driver thread on a clock with a known rate; once
+//!   started it never stops): expiry is a state change like a cancel, made by the driver within
+//!   its lateness (measured by the `deadline/fire` benchmark). The check reads nothing more, as
+//!   Go's `Err()` does on a timer context: it is the plain check, one load and one compare. So a
+//!   check may report "not done" for that long after the deadline, never longer. Nothing but
+//!   locked walks ever writes such a node, so walks mark it with plain stores.
+//! - **Otherwise** (`CLOCKED`: firmware, virtual clocks, arenas no driver served yet): unless a
+//!   real-time driver has started since, the check reads the clock and compares. When it finds the deadline passed and no Err recorded, it must make sure no
 //!   walk later records another Err (SPEC C4). With compare-and-swap it records "deadline seen"
 //!   with one CAS (once per node); without it (thumbv6m, RP2040, riscv32imc), it issues a
 //!   sequentially consistent fence and reads the state again, which pairs with the walk's
@@ -42,8 +45,8 @@ use core::num::{NonZeroU32, NonZeroUsize};
 use crate::engine::arena::ArenaView;
 use crate::engine::handle::Handle;
 use crate::engine::slot::{
-    gen_of, kind_of, Kind, Slot, State, ERR_CANCELED, ERR_DEADLINE, ERR_MASK, ERR_TRANSIENT,
-    HANDLE, HAS_DL, NONE,
+    gen_of, kind_of, Kind, Slot, State, CLOCKED, ERR_CANCELED, ERR_DEADLINE, ERR_MASK,
+    ERR_TRANSIENT, HANDLE, HAS_DL, NONE,
 };
 use crate::engine::sync::{fence, Ordering::Acquire, Ordering::Relaxed};
 use crate::error::Error;
@@ -105,7 +108,7 @@ impl ArenaView {
         let (i, g) = self.header.packing.decode(h);
         if let Some(slot) = self.slots.get(i) {
             let s = slot.state.load(Acquire);
-            if gen_of(s) == g && s & (HANDLE | ERR_MASK | HAS_DL) == HANDLE {
+            if gen_of(s) == g && s & (HANDLE | ERR_MASK | CLOCKED) == HANDLE {
                 return Ok(());
             }
         }
@@ -127,7 +130,7 @@ impl ArenaView {
                     return Err(Error::NotContext);
                 }
                 match s & ERR_MASK {
-                    0 if s & HAS_DL == 0 => Ok(()),
+                    0 if s & CLOCKED == 0 => Ok(()),
                     0 => {
                         if self.checks_read_clock() {
                             self.deadline_check(slot, s)

@@ -3,10 +3,10 @@
 //! # The state word (`Slot::state`: `AtomicU64` on 64-bit hosts, `AtomicU32` on MCUs)
 //!
 //! ```text
-//!  63 (31 on MCUs)                7 6    4  3        2       1 0
-//! +--------------------------------+------+--------+--------+---+
-//! |  generation (57 bits / 25)     | kind | HANDLE | HAS_DL |ERR|
-//! +--------------------------------+------+--------+--------+---+
+//!  63 (31 on MCUs)           8     7      6    4  3        2       1 0
+//! +---------------------------+---------+------+--------+--------+---+
+//! | generation (56 bits / 24) | CLOCKED | kind | HANDLE | HAS_DL |ERR|
+//! +---------------------------+---------+------+--------+--------+---+
 //! ```
 //!
 //! - `ERR` (2 bits): `0` not done; `1` Canceled; `2` DeadlineExceeded; `3` a transient mark, see
@@ -20,6 +20,12 @@
 //!   For callback registrations the bits mean: `1` linked in its context's list, `2` claimed by a
 //!   walk and waiting to run (its handle still stops it), `3` stopped while claimed.
 //! - `HAS_DL`: the node has an effective deadline, stored in `deadline` (SPEC D2, D5).
+//! - `CLOCKED`: checks of this node compare its deadline with the clock, and so may record
+//!   "deadline seen" (`ERR = 3`) without the lock. Set at creation on a node with a deadline,
+//!   unless a real-time driver served the arena then: its expiry is then a state change the
+//!   driver makes, checks read nothing but the state ([`crate::engine::query`]), and since no
+//!   lock-free writer ever touches the node, walks mark it with plain stores. Fixed for the life of
+//!   the occupant (a driver, once started, never stops).
 //! - `HANDLE`: the owner's handle is outstanding. Cleared at release; a handle is *live* exactly
 //!   when `HANDLE` is set and the generations match (SPEC A2). A handle whose generation matches a
 //!   slot without `HANDLE` was released by its owner (the slot not reused since): stale (A4).
@@ -28,18 +34,18 @@
 //! - `generation`: bumped when a slot is handed out again (at allocation, not at release), so
 //!   handles of a previous occupant are stale from then on. The handle carries as many of its bits
 //!   as the arena's index width leaves free ([`crate::engine::handle`]); on 64-bit hosts that is
-//!   about 50 bits, on MCUs 25. With first-in-first-out reuse of free slots, a stale handle can
+//!   about 50 bits, on MCUs 24. With first-in-first-out reuse of free slots, a stale handle can
 //!   alias a newcomer only after `2^generation_bits x free slots` creations (SPEC A2).
 //!
 //! Callback registrations carry a non-zero `ERR` from birth, so that the done check's fast path
-//! (`ERR` and `HAS_DL` both clear) needs no kind test; every slow path tests the kind first and
+//! (`ERR` and `CLOCKED` both clear) needs no kind test; every slow path tests the kind first and
 //! answers [`crate::Error::NotContext`] for them.
 //!
 //! Legal combinations: a free slot has kind `Free`, no `HANDLE`, and keeps the `ERR` of its last
 //! occupant's release. An allocated slot with `HANDLE` is live; without `HANDLE` it is a *zombie*
 //! kept for its descendants, registrations or a walk in progress (I3), always settled unless its
 //! kind is `Detached` or `Value` (neither has a cancellation of its own, W1, V4). `ERR = 3` on a
-//! context implies `HAS_DL`.
+//! context implies `CLOCKED`, and `CLOCKED` implies `HAS_DL`.
 //!
 //! # Other fields
 //!
@@ -164,7 +170,9 @@ pub(crate) const HAS_DL: State = 1 << 2;
 pub(crate) const HANDLE: State = 1 << 3;
 const KIND_SHIFT: u32 = 4;
 const KIND_MASK: State = 0b111 << KIND_SHIFT;
-pub(crate) const GEN_SHIFT: u32 = 7;
+/// Checks compare the deadline with the clock (module docs).
+pub(crate) const CLOCKED: State = 1 << 7;
+pub(crate) const GEN_SHIFT: u32 = 8;
 /// Bits of the generation in the state word.
 pub(crate) const GEN_BITS: u32 = State::BITS - GEN_SHIFT;
 

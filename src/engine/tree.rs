@@ -24,8 +24,8 @@ use crate::engine::run::Tree;
 use crate::engine::site::Site;
 use crate::engine::slot::{
     gen_of, is_settled, kind_of, make_state, with_err, Idx, Kind, State, CB_CLAIMED, CB_LINKED,
-    CB_STOPPED, ERR_CANCELED, ERR_DEADLINE, ERR_MASK, ERR_NONE, ERR_TRANSIENT, HANDLE, HAS_DL,
-    NONE,
+    CB_STOPPED, CLOCKED, ERR_CANCELED, ERR_DEADLINE, ERR_MASK, ERR_NONE, ERR_TRANSIENT, HANDLE,
+    HAS_DL, NONE,
 };
 use crate::engine::sync::{
     fence,
@@ -198,13 +198,14 @@ impl<'a> Tree<'a> {
 
     /// Clears `HANDLE` of `i`: the owner's handle is released (SPEC A4). A lock-free check may be
     /// recording "deadline seen" on an unsettled value layer with a deadline at the same moment:
-    /// with compare-and-swap that case retries rather than overwrite it.
+    /// with compare-and-swap that case retries rather than overwrite it (only with `CLOCKED`: no
+    /// check writes any other node).
     fn retire(&self, i: Idx) {
         let slot = self.slot(i);
         #[cfg(all(target_has_atomic = "32", not(stopwire_no_cas)))]
         {
             let mut s = slot.state.load(Relaxed);
-            while s & HAS_DL != 0 && !is_settled(s) {
+            while s & CLOCKED != 0 && !is_settled(s) {
                 match slot
                     .state
                     .compare_exchange(s, s & !HANDLE, Release, Relaxed)
@@ -249,7 +250,7 @@ impl<'a> Tree<'a> {
     /// Whether node `i`'s own effective deadline has passed (as a check would see it now).
     fn expired(&mut self, i: Idx, s: State) -> bool {
         s & ERR_MASK == ERR_TRANSIENT
-            || (s & HAS_DL != 0
+            || (s & CLOCKED != 0
                 && self.arena.checks_read_clock()
                 && self.now() >= self.slot(i).deadline.get())
     }
@@ -343,11 +344,19 @@ impl<'a> Tree<'a> {
         if p != NONE {
             self.slot(p).add_ref();
         }
-        if kind == Kind::Deadline {
-            self.lane_unqueued(i);
+        if kind == Kind::Deadline && err != ERR_NONE {
+            self.lane_unqueued(i); // born done: in no lane, ever (a queued one is linked below)
         }
         self.record(i, site);
-        let flags = err | HANDLE | if deadline.is_some() { HAS_DL } else { 0 };
+        let flags = err
+            | HANDLE
+            | match deadline {
+                // Checks compare it with the clock unless a real-time driver serves the arena
+                // (slot.rs, `CLOCKED`).
+                Some(_) if self.arena.checks_read_clock() => HAS_DL | CLOCKED,
+                Some(_) => HAS_DL,
+                None => 0,
+            };
         slot.state
             .store(make_state(generation, kind, flags), Release);
         if kind == Kind::Deadline && err == ERR_NONE {

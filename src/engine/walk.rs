@@ -30,6 +30,9 @@
 //!
 //! A lock-free check of a node with a deadline may find the deadline passed while no walk has
 //! marked the node; it reports `DeadlineExceeded`, and the walk must not record anything else.
+//! Only nodes with `CLOCKED` are checked so ([`crate::engine::slot`]): a node created while a
+//! real-time driver served the arena is written by no one but locked walks, and is marked with
+//! plain stores, its Err decided by what reached it. For the others:
 //!
 //! - With compare-and-swap: the check records `ERR_TRANSIENT` ("deadline seen") with one CAS; the
 //!   walk decides and stores with a CAS loop, and honours a "seen" it finds.
@@ -46,8 +49,8 @@
 use crate::engine::callback::Callback;
 use crate::engine::run::Tree;
 use crate::engine::slot::{
-    is_settled, kind_of, with_err, Idx, Kind, State, CB_CLAIMED, ERR_DEADLINE, ERR_MASK, ERR_NONE,
-    ERR_TRANSIENT, HANDLE, HAS_DL, NONE,
+    is_settled, kind_of, with_err, Idx, Kind, State, CB_CLAIMED, CLOCKED, ERR_DEADLINE, ERR_MASK,
+    ERR_NONE, ERR_TRANSIENT, HANDLE, HAS_DL, NONE,
 };
 use crate::engine::sync::Ordering::{Relaxed, Release};
 use crate::engine::waiter::WaiterList;
@@ -247,6 +250,12 @@ impl Tree<'_> {
             self.store_err(i, s, ERR_DEADLINE);
             return ERR_DEADLINE;
         }
+        if s & CLOCKED == 0 {
+            // No check compares this deadline with the clock, nor writes this node (module docs).
+            slot.set_cause(cause);
+            slot.state.store(with_err(s, err), Release);
+            return err;
+        }
         self.mark_deadline_node(i, s, err, cause)
     }
 
@@ -255,7 +264,7 @@ impl Tree<'_> {
     fn store_err(&self, i: Idx, s: State, e: State) {
         let slot = self.slot(i);
         #[cfg(all(target_has_atomic = "32", not(stopwire_no_cas)))]
-        {
+        if s & CLOCKED != 0 {
             let mut cur = s;
             loop {
                 match slot
@@ -267,7 +276,8 @@ impl Tree<'_> {
                 }
             }
         }
-        #[cfg(any(not(target_has_atomic = "32"), stopwire_no_cas))]
+        // No CAS on this target (the walk holds the lock: a check may only wait), or no check
+        // writes this node.
         slot.state.store(with_err(s, e), Release);
     }
 
