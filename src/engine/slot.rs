@@ -3,10 +3,14 @@
 //! # The state word (`Slot::state`: `AtomicU64` on 64-bit hosts, `AtomicU32` on MCUs)
 //!
 //! ```text
-//!  63 (31 on MCUs)           8     7      6    4  3        2       1 0
+//!  63                        8     7      6    4  3        2       1 0
 //! +---------------------------+---------+------+--------+--------+---+
-//! | generation (56 bits / 24) | CLOCKED | kind | HANDLE | HAS_DL |ERR|
+//! | generation (56 bits)      | CLOCKED | kind | HANDLE | HAS_DL |ERR|
 //! +---------------------------+---------+------+--------+--------+---+
+//!  31 (32-bit targets)                   7 6    4  3        2       1 0
+//! +-------------------------------------+------+--------+--------+---+
+//! | generation (25 bits)                | kind | HANDLE | HAS_DL |ERR|
+//! +-------------------------------------+------+--------+--------+---+
 //! ```
 //!
 //! - `ERR` (2 bits): `0` not done; `1` Canceled; `2` DeadlineExceeded; `3` a transient mark, see
@@ -25,7 +29,9 @@
 //!   unless a real-time driver served the arena then: its expiry is then a state change the
 //!   driver makes, checks read nothing but the state ([`crate::engine::query`]), and since no
 //!   lock-free writer ever touches the node, walks mark it with plain stores. Fixed for the life of
-//!   the occupant (a driver, once started, never stops).
+//!   the occupant (a driver, once started, never stops). 64-bit targets only: on 32-bit ones
+//!   `CLOCKED` is `HAS_DL` itself (the generation keeps its 25 bits), so every node with a
+//!   deadline is `CLOCKED` there.
 //! - `HANDLE`: the owner's handle is outstanding. Cleared at release; a handle is *live* exactly
 //!   when `HANDLE` is set and the generations match (SPEC A2). A handle whose generation matches a
 //!   slot without `HANDLE` was released by its owner (the slot not reused since): stale (A4).
@@ -34,7 +40,7 @@
 //! - `generation`: bumped when a slot is handed out again (at allocation, not at release), so
 //!   handles of a previous occupant are stale from then on. The handle carries as many of its bits
 //!   as the arena's index width leaves free ([`crate::engine::handle`]); on 64-bit hosts that is
-//!   about 50 bits, on MCUs 24. With first-in-first-out reuse of free slots, a stale handle can
+//!   about 50 bits, on MCUs 25. With first-in-first-out reuse of free slots, a stale handle can
 //!   alias a newcomer only after `2^generation_bits x free slots` creations (SPEC A2).
 //!
 //! Callback registrations carry a non-zero `ERR` from birth, so that the done check's fast path
@@ -170,9 +176,18 @@ pub(crate) const HAS_DL: State = 1 << 2;
 pub(crate) const HANDLE: State = 1 << 3;
 const KIND_SHIFT: u32 = 4;
 const KIND_MASK: State = 0b111 << KIND_SHIFT;
-/// Checks compare the deadline with the clock (module docs).
+/// Checks compare the deadline with the clock (module docs). A bit of its own on 64-bit targets;
+/// on 32-bit ones, whose generation needs every bit left (SPEC A2: 2^24 reuses of a slot at
+/// least), it is `HAS_DL`: every node with a deadline counts as `CLOCKED` there, as before the bit
+/// existed (its checks ask whether a real-time driver runs, its walks use compare-and-swap).
+#[cfg(target_pointer_width = "64")]
 pub(crate) const CLOCKED: State = 1 << 7;
+#[cfg(not(target_pointer_width = "64"))]
+pub(crate) const CLOCKED: State = HAS_DL;
+#[cfg(target_pointer_width = "64")]
 pub(crate) const GEN_SHIFT: u32 = 8;
+#[cfg(not(target_pointer_width = "64"))]
+pub(crate) const GEN_SHIFT: u32 = 7;
 /// Bits of the generation in the state word.
 pub(crate) const GEN_BITS: u32 = State::BITS - GEN_SHIFT;
 

@@ -352,8 +352,8 @@ impl<'a> Tree<'a> {
             | HANDLE
             | match deadline {
                 // Checks compare it with the clock unless a real-time driver serves the arena
-                // (slot.rs, `CLOCKED`).
-                Some(_) if self.arena.checks_read_clock() => HAS_DL | CLOCKED,
+                // (slot.rs, `CLOCKED`; on 32-bit targets the two bits are one).
+                Some(_) if CLOCKED == HAS_DL || self.arena.checks_read_clock() => HAS_DL | CLOCKED,
                 Some(_) => HAS_DL,
                 None => 0,
             };
