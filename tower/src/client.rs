@@ -50,7 +50,7 @@ use crate::grpc::{is_grpc, Refusal};
 /// ```
 #[derive(Clone, Copy)]
 pub struct ClientLayer {
-    rate: NonZeroU64,
+    rate: Option<NonZeroU64>,
     drive: bool,
     waiters: fn(Ctx<'static>) -> Done<'static>,
 }
@@ -71,19 +71,21 @@ impl Default for ClientLayer {
 }
 
 impl ClientLayer {
-    /// A layer for an arena clock at 1 MHz ([`GrpcTimeout::STD_CLOCK_RATE`]), waiting with
-    /// waiters (no slot, no registry).
+    /// A layer that converts `grpc-timeout` at the rate of each call's arena clock
+    /// ([`stopwire::Clock::ticks_per_second`]), or 1 MHz ([`GrpcTimeout::STD_CLOCK_RATE`]) for a
+    /// clock that reports none, waiting with waiters (no slot, no registry).
     pub fn new() -> Self {
         ClientLayer {
-            rate: GrpcTimeout::STD_CLOCK_RATE,
+            rate: None,
             drive: true,
             waiters: crate::done,
         }
     }
 
-    /// The rate of the arena's clock in ticks per second.
+    /// The rate of the arenas' clock in ticks per second, over the one the clock reports (for a
+    /// clock that reports none, or wrongly).
     pub fn rate(mut self, ticks_per_second: NonZeroU64) -> Self {
-        self.rate = ticks_per_second;
+        self.rate = Some(ticks_per_second);
         self
     }
 
@@ -159,14 +161,15 @@ where
                 ctx.arena().drive();
             }
             let left = deadline.saturating_sub(ctx.arena().now());
+            let rate = crate::driver::rate_of(self.cfg.rate, ctx.arena());
             let headers = req.headers_mut();
             let shorter_there = headers
                 .get(GrpcTimeout::HEADER)
-                .and_then(|v| GrpcTimeout::decode(v.as_bytes(), self.cfg.rate).ok())
+                .and_then(|v| GrpcTimeout::decode(v.as_bytes(), rate).ok())
                 .is_some_and(|there| there <= left);
             if !shorter_there {
                 let mut buf = [0; GrpcTimeout::MAX_LEN];
-                let text = GrpcTimeout::from_ticks(left, self.cfg.rate).encode(&mut buf);
+                let text = GrpcTimeout::from_ticks(left, rate).encode(&mut buf);
                 if let Ok(v) = HeaderValue::from_str(text) {
                     headers.insert(GrpcTimeout::HEADER, v);
                 }

@@ -13,10 +13,19 @@
 //!
 //! The driver sleeps by the clock's own rate ([`stopwire::Clock::ticks_per_second`]); a clock
 //! without one (a `ManualClock`, a clock of one's own that moves in jumps) wakes it with
-//! [`stopwire::advanced`]. The layers' `rate` is only for the `grpc-timeout` header.
+//! [`stopwire::advanced`]. The layers' rate is only for the `grpc-timeout` header ([`rate_of`]).
 
 use core::num::NonZeroU64;
 use core::time::Duration;
+
+/// The rate the layers convert `grpc-timeout` with: the one set on the layer, else the arena
+/// clock's own ([`stopwire::Clock::ticks_per_second`]), else 1 MHz
+/// ([`stopwire::GrpcTimeout::STD_CLOCK_RATE`]: a clock without a rate, such as `ManualClock`, is
+/// taken to count microseconds, as the host default does).
+pub(crate) fn rate_of(set: Option<NonZeroU64>, arena: &stopwire::ArenaView) -> NonZeroU64 {
+    set.or_else(|| arena.clock().ticks_per_second().and_then(NonZeroU64::new))
+        .unwrap_or(stopwire::GrpcTimeout::STD_CLOCK_RATE)
+}
 
 /// A duration as ticks at `rate` per second, rounded down (a budget never grows).
 pub(crate) fn duration_to_ticks(d: Duration, rate: NonZeroU64) -> u64 {

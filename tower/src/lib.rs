@@ -62,8 +62,9 @@
 //! ## Clocks
 //!
 //! The layers convert between `grpc-timeout` and ticks with the arena clock's rate in ticks
-//! per second: [`stopwire::GrpcTimeout::STD_CLOCK_RATE`] (1 MHz, `StdClock`, the host default)
-//! unless told otherwise ([`ServerLayer::rate`], [`ClientLayer::rate`]). The rounding rules of
+//! per second: the one set on the layer ([`ServerLayer::rate`], [`ClientLayer::rate`]), else the
+//! one the clock reports ([`stopwire::Clock::ticks_per_second`]: 1 MHz for `StdClock`, the host
+//! default), else 1 MHz ([`stopwire::GrpcTimeout::STD_CLOCK_RATE`]). The rounding rules of
 //! the header are those of [`stopwire::GrpcTimeout`]: never a later deadline than was sent.
 //!
 //! The deadline driver sleeps by the clock's own rate ([`stopwire::Clock::ticks_per_second`]),

@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use stopwire::{Ctx, Error, GrpcTimeout, GrpcTimeoutError, OwnedCtx};
 use tower::{Layer, Service};
 
-use crate::driver::duration_to_ticks;
+use crate::driver::{duration_to_ticks, rate_of};
 use crate::grpc::{is_grpc, Refusal};
 
 /// A tower layer that gives each request a context: a child of `root` with the deadline of
@@ -60,7 +60,7 @@ use crate::grpc::{is_grpc, Refusal};
 #[derive(Clone)]
 pub struct ServerLayer {
     root: Ctx<'static>,
-    rate: NonZeroU64,
+    rate: Option<NonZeroU64>,
     max: Option<Duration>,
     drive: bool,
     stats: Arc<ServerStats>,
@@ -79,21 +79,24 @@ impl fmt::Debug for ServerLayer {
 
 impl ServerLayer {
     /// Requests become children of `root` (usually a `with_cancel` child of a `static` arena's
-    /// background, canceled at shutdown). The arena clock is taken to tick at 1 MHz
-    /// ([`GrpcTimeout::STD_CLOCK_RATE`], the host default); no server maximum.
+    /// background, canceled at shutdown). `grpc-timeout` is converted at the rate the arena's
+    /// clock reports ([`stopwire::Clock::ticks_per_second`]), or 1 MHz
+    /// ([`GrpcTimeout::STD_CLOCK_RATE`]) for a clock that reports none, unless [`Self::rate`]
+    /// says otherwise; no server maximum.
     pub fn new(root: Ctx<'static>) -> Self {
         ServerLayer {
             root,
-            rate: GrpcTimeout::STD_CLOCK_RATE,
+            rate: None,
             max: None,
             drive: true,
             stats: Arc::default(),
         }
     }
 
-    /// The rate of the arena's clock in ticks per second.
+    /// The rate of the arena's clock in ticks per second, over the one the clock reports (for a
+    /// clock that reports none, or wrongly).
     pub fn rate(mut self, ticks_per_second: NonZeroU64) -> Self {
-        self.rate = ticks_per_second;
+        self.rate = Some(ticks_per_second);
         self
     }
 
@@ -128,11 +131,12 @@ impl<S> Layer<S> for ServerLayer {
             // The requests' deadlines fire by themselves from now on (idempotent).
             self.root.arena().drive();
         }
+        let rate = rate_of(self.rate, self.root.arena());
         Server {
             inner,
             root: self.root,
-            rate: self.rate,
-            max_ticks: self.max.map(|d| duration_to_ticks(d, self.rate)),
+            rate,
+            max_ticks: self.max.map(|d| duration_to_ticks(d, rate)),
             stats: Arc::clone(&self.stats),
         }
     }

@@ -190,3 +190,71 @@ fn without_driving_the_deadline_waits_for_expire() {
     let res = exec.run(fut, PATIENCE).expect("woken by expire").unwrap();
     assert_eq!(res.body().inner(), Some(&Error::DeadlineExceeded));
 }
+
+/// A clock at 1 kHz (milliseconds) that says so, moved by hand.
+struct MsClock(std::sync::atomic::AtomicU64);
+impl stopwire::Clock for MsClock {
+    fn now(&self) -> u64 {
+        self.0.load(SeqCst)
+    }
+    fn ticks_per_second(&self) -> Option<u64> {
+        Some(1_000)
+    }
+}
+
+/// Both layers convert `grpc-timeout` at the rate the arena's clock reports when none is set on
+/// them: one second is 1 000 ticks of a millisecond clock, not 1 000 000.
+#[test]
+fn the_layers_convert_at_the_rate_the_clock_reports() {
+    static MS: MsClock = MsClock(std::sync::atomic::AtomicU64::new(5_000));
+    let arena: &'static Arena<8> = Box::leak(Box::new(Arena::with_clock(&MS)));
+    let root = arena.background().with_cancel().unwrap();
+    let deadline_of = tower::service_fn(|req: Request<String>| {
+        let ctx = *req
+            .extensions()
+            .get::<Ctx<'static>>()
+            .expect("the layer's context");
+        std::future::ready(Ok::<_, Infallible>(Response::new(ctx.deadline())))
+    });
+    let mut svc = ServerLayer::new(*root)
+        .drive_deadlines(false)
+        .layer(deadline_of);
+    let res = Executor::new()
+        .run(pin!(svc.call(with_timeout("1S"))), PATIENCE)
+        .expect("ready")
+        .unwrap();
+    assert_eq!(
+        res.body().inner(),
+        Some(&Ok(Some(6_000))),
+        "one second after 5 000 ms"
+    );
+    drop(res);
+
+    let header_of = tower::service_fn(|req: Request<String>| {
+        let sent = req
+            .headers()
+            .get("grpc-timeout")
+            .map(|v| v.to_str().unwrap().to_owned());
+        std::future::ready(Ok::<_, Infallible>(Response::new(sent)))
+    });
+    let mut client = ClientLayer::new().drive_deadlines(false).layer(header_of);
+    let ctx = arena.background().with_deadline(5_250).unwrap(); // 250 ms left
+    let mut req = Request::new(String::new());
+    req.extensions_mut().insert(*ctx);
+    let res = Executor::new()
+        .run(pin!(client.call(req)), PATIENCE)
+        .expect("ready")
+        .unwrap();
+    let sent = res
+        .body()
+        .inner()
+        .cloned()
+        .flatten()
+        .expect("a grpc-timeout header");
+    let thousand = std::num::NonZeroU64::new(1_000).unwrap();
+    assert_eq!(
+        stopwire::GrpcTimeout::decode(sent.as_bytes(), thousand),
+        Ok(250),
+        "{sent}"
+    );
+}
