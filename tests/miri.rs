@@ -53,6 +53,73 @@ fn miri_c2_t3_walk_paused_between_steps_reaches_every_node() {
     assert_eq!(arena.stats().in_use, 0);
 }
 
+/// Owners of lane 0 after the position the scanning insertion below looks for: the scan moves
+/// past all but one of them, one unit each, after the unit of choosing a lane; so with 32 units a
+/// step on 64-bit hosts it pauses once (31 + 16 units), more often on 32-bit ones (3 a step).
+const SCAN_PAST: u64 = 48;
+
+/// D5, T3, T5 and I3 with a deadline insertion longer than one locked step: every lane spans the
+/// new deadline (its head is earlier, its tail later), so the creation scans lane 0 backwards
+/// from its tail past [`SCAN_PAST`] owners, with the scan's cursor pinned on a queued owner and
+/// the paused `Insert` kept in the operation's `Work` between steps (the `MaybeUninit` of
+/// `run.rs`), which Miri then checks. The lanes end in deadline order: `next_deadline` and
+/// `expire` walk every owner in order, one per deadline, the new one at its place.
+///
+/// The cursor settled between two steps of the insertion (the resume from the tail) is not
+/// covered here: no user code runs between the steps of a creation in one thread (it dispatches
+/// no callback, wakes no waiter, and takes the driver's waker only once the owner is queued, all
+/// run after its last step; the clock is read in the first step only, under the lock). Only
+/// another thread or an interrupt handler can settle it then: the loom models
+/// `loom_*_paused_insert_vs_*` do.
+#[test]
+fn miri_d5_t3_t5_i3_insert_scanning_in_paused_steps_keeps_the_lanes_in_order() {
+    static CLOCK: ManualClock = ManualClock::new(0);
+    let arena: Arena<{ SCAN_PAST as usize + 8 }> = Arena::with_clock(&CLOCK);
+    let bg = arena.background();
+    let new_at = 150;
+    // Lane 0: 100, then 200.. 200 + SCAN_PAST - 1 (ascending: each one goes to its tail).
+    let mut owners = vec![(100, bg.with_deadline(100).unwrap())];
+    owners.extend((200..200 + SCAN_PAST).map(|d| (d, bg.with_deadline(d).unwrap())));
+    // Lanes 1 to 3: heads 50, 40, 30 (each earlier than every tail so far: into an empty lane),
+    // then tails 160, 159, 158 (each to the lane with the latest tail not after it).
+    for d in [50, 40, 30, 160, 159, 158] {
+        owners.push((d, bg.with_deadline(d).unwrap()));
+    }
+    assert_eq!(arena.next_deadline(), Some(30));
+    // No lane's tail is at or before 150, none is empty, none has a head after it: the scan,
+    // past the SCAN_PAST owners of lane 0 from 200 on, to the place right after 100.
+    let new = bg.with_deadline(new_at).unwrap();
+    assert_eq!(new.deadline(), Ok(Some(new_at)));
+    assert!(!new.is_done());
+    // The lanes' structure too (I5: each in deadline order, exactly the pending owners); O(N²),
+    // most of this test's time under Miri, so in the ordinary run only.
+    if !cfg!(miri) {
+        assert_eq!(arena.audit(), Ok(()));
+    }
+    owners.push((new_at, new));
+    owners.sort_by_key(|&(d, _)| d);
+    // One owner per deadline, in deadline order. An insertion at a wrong place in lane 0 shows
+    // here: after 200 (the scan stopped late, or the pause queued it where it was), and
+    // `next_deadline` says 158 where 150 is due; not queued at all (the pause lost it), the
+    // same; before 100 (stopped early, or linked before a cursor not later than it), and
+    // `next_deadline` says 150 where 100 is due. A node linked twice or lost otherwise shows as
+    // a count other than 1 or an owner done out of turn. (That `expire(d)` handled the owner of
+    // `d` and no other follows from its count of 1, that owner done and the next one not.)
+    for (k, (d, o)) in owners.iter().enumerate() {
+        assert_eq!(arena.next_deadline(), Some(*d), "T5: the earliest is {d}");
+        assert_eq!(arena.expire(*d), 1, "T5: exactly the owner of {d} is due");
+        assert_eq!(o.err(), Err(Error::DeadlineExceeded), "{d} expired");
+        if let Some((next, o)) = owners.get(k + 1) {
+            assert!(!o.is_done(), "{next} expired with {d}");
+        }
+    }
+    assert!(owners.iter().all(|(_, o)| o.is_done()));
+    assert_eq!(arena.next_deadline(), None);
+    assert_eq!(arena.expire(u64::MAX), 0);
+    drop(owners);
+    assert_eq!(arena.stats().in_use, 0);
+}
+
 #[test]
 fn miri_a5_released_ancestors_serve_values_until_the_leaf_goes() {
     let arena: Arena<8> = Arena::new();

@@ -555,6 +555,66 @@ const MUTATIONS: &[Mutation] = &[
         cfgs: &[LoomCfg::Cas],
         equivalent: None,
     },
+    Mutation {
+        id: "n",
+        what: "a paused deadline insertion resumes at its cursor even if it was settled meanwhile (deadline.rs resume_insert)",
+        edits: &[(
+            "src/engine/deadline.rs",
+            "            if !self.is_queued(ins.cursor) {",
+            "            if ins.cursor == NONE {",
+        )],
+        cfgs: LoomCfg::BOTH,
+        equivalent: None,
+    },
+    Mutation {
+        id: "o",
+        what: "a paused deadline insertion queues its new owner even if it was settled meanwhile (deadline.rs resume_insert)",
+        edits: &[(
+            "src/engine/deadline.rs",
+            "        if is_settled(node_state) || kind_of(node_state) != Kind::Deadline {",
+            "        if kind_of(node_state) != Kind::Deadline {",
+        )],
+        cfgs: LoomCfg::BOTH,
+        equivalent: None,
+    },
+    Mutation {
+        id: "p",
+        what: "a paused deadline insertion does not pin its cursor (deadline.rs lane_insert, resume_insert)",
+        edits: &[
+            (
+                "src/engine/deadline.rs",
+                "            self.slot(tail).add_ref();\n            self.work.put_insert(Insert {",
+                "            self.work.put_insert(Insert {",
+            ),
+            (
+                "src/engine/deadline.rs",
+                "            self.release_ref(ins.cursor);\n            return;\n        }\n        loop {",
+                "            return;\n        }\n        loop {",
+            ),
+            (
+                "src/engine/deadline.rs",
+                "                self.release_ref(ins.cursor);\n                let (_, tail) = self.lane(ins.lane);",
+                "                let (_, tail) = self.lane(ins.lane);",
+            ),
+            (
+                "src/engine/deadline.rs",
+                "                self.slot(tail).add_ref();\n                ins.cursor = tail;",
+                "                ins.cursor = tail;",
+            ),
+            (
+                "src/engine/deadline.rs",
+                "                self.release_ref(next);\n",
+                "",
+            ),
+            (
+                "src/engine/deadline.rs",
+                "            self.slot(prev).add_ref();\n            self.release_ref(ins.cursor);\n",
+                "",
+            ),
+        ],
+        cfgs: LoomCfg::BOTH,
+        equivalent: None,
+    },
 ];
 
 /// What the package needs to build its loom test (copied into the mutation tree).
