@@ -637,9 +637,6 @@ fn loom_t3_i5_paused_insert_vs_cancel_of_the_new_owner() {
 /// longer spans 150 (its tail, 100, is earlier). Starting over from that tail, the insertion
 /// must still link 150 after 100, not before it.
 #[test]
-#[ignore = "fails: an engine bug, unfixed at bd8dd59: resume_insert, starting over from the tail \
-            after its cursor was settled, links the new owner before that tail even when the \
-            tail is not later than it (lane 0 becomes 150, 100: out of order)"]
 fn loom_t3_i5_paused_insert_vs_cancel_of_every_later_owner_of_its_lane() {
     explore_with(
         "loom_t3_i5_paused_insert_vs_cancel_of_every_later_owner_of_its_lane",
@@ -677,9 +674,6 @@ fn loom_t3_i5_paused_insert_vs_cancel_of_every_later_owner_of_its_lane() {
 /// owner's slot exactly when the release freed it. The insertion must not link the newcomer a
 /// second time, in the released owner's place.
 #[test]
-#[ignore = "fails: an engine bug, unfixed at bd8dd59: a paused Insert keeps the new owner's \
-            index with no reference and no generation, and resume_insert checks only that the \
-            slot holds an unsettled deadline owner, which the newcomer in its slot is"]
 fn loom_t1_a2_i5_paused_insert_vs_release_of_the_new_owner() {
     explore_with(
         "loom_t1_a2_i5_paused_insert_vs_release_of_the_new_owner",

@@ -21,9 +21,11 @@
 //!    bounded locked steps ([`crate::engine::run`]): between steps the scan's position, a queued
 //!    owner, is pinned (I3), and the scan resumes there if that owner is still queued (every node
 //!    queued after it meanwhile has a later deadline, so the position is still right), or starts
-//!    over from the tail if it was settled meanwhile. The new owner is published before it is
-//!    queued; a walk that settles it meanwhile finds it unqueued (`NOT_QUEUED` links) and the scan
-//!    stops (I5).
+//!    over from the tail if it was settled meanwhile (or goes after the tail, if every owner later
+//!    than it went meanwhile). The new owner is published before it is queued, and pinned too (a
+//!    handle forged before its creation returns could release it, and its slot must not be reused
+//!    under the scan); a walk that settles it meanwhile finds it unqueued (`NOT_QUEUED` links) and
+//!    the scan stops (I5).
 //!
 //! So one long timeout per connection beside short per-request timeouts costs nothing per
 //! request: the two streams live in two lanes.
@@ -214,7 +216,11 @@ impl Tree<'_> {
         } else {
             // Every lane spans `d`: scan lane 0 from its tail, in steps. Until it is linked, `i`
             // is published but in no lane (I5: a walk that settles it meanwhile finds it so).
+            // Both the cursor and `i` are pinned (I3): `i` may be released meanwhile (through a
+            // handle forged before its creation returns), and its slot must not be reused under
+            // the insertion.
             self.lane_unqueued(i);
+            self.slot(i).add_ref();
             let (_, tail) = self.lane(0);
             self.slot(tail).add_ref();
             self.work.put_insert(Insert {
@@ -230,10 +236,17 @@ impl Tree<'_> {
     /// Continues a scanning insertion within this step's budget.
     pub(crate) fn resume_insert(&mut self, mut ins: Insert) {
         let d = self.dl(ins.node);
-        // Settled meanwhile (canceled, released, expired by an ancestor): nothing to queue.
+        // Settled meanwhile (canceled, released, expired by an ancestor): nothing to queue. The
+        // slot is pinned, so it is still this owner's.
         let node_state = self.slot(ins.node).state.load(Relaxed);
-        if is_settled(node_state) || kind_of(node_state) != Kind::Deadline {
+        debug_assert_eq!(
+            kind_of(node_state),
+            Kind::Deadline,
+            "I3: the new owner is pinned"
+        );
+        if is_settled(node_state) {
             self.release_ref(ins.cursor);
+            self.release_ref(ins.node);
             return;
         }
         loop {
@@ -241,9 +254,10 @@ impl Tree<'_> {
                 // The position was settled meanwhile: start over from the tail.
                 self.release_ref(ins.cursor);
                 let (_, tail) = self.lane(ins.lane);
-                if tail == NONE {
-                    self.lane_link(ins.lane, ins.node, NONE, NONE);
-                    self.queued(ins.node);
+                if tail == NONE || self.dl(tail) <= d {
+                    // Empty, or every owner later than `d` went meanwhile: `node` goes last.
+                    self.lane_link(ins.lane, ins.node, tail, NONE);
+                    self.inserted(ins.node);
                     return;
                 }
                 self.slot(tail).add_ref();
@@ -255,7 +269,7 @@ impl Tree<'_> {
                 let next = ins.cursor;
                 self.lane_link(ins.lane, ins.node, prev, next);
                 self.release_ref(next);
-                self.queued(ins.node);
+                self.inserted(ins.node);
                 return;
             }
             self.slot(prev).add_ref();
@@ -266,6 +280,12 @@ impl Tree<'_> {
                 return;
             }
         }
+    }
+
+    /// A paused insertion has linked owner `i`: wake the driver if needed, and unpin `i`.
+    fn inserted(&mut self, i: Idx) {
+        self.queued(i);
+        self.release_ref(i);
     }
 
     /// Owner `i` is queued: wake the driver if it sleeps past `i`'s deadline.

@@ -571,8 +571,8 @@ const MUTATIONS: &[Mutation] = &[
         what: "a paused deadline insertion queues its new owner even if it was settled meanwhile (deadline.rs resume_insert)",
         edits: &[(
             "src/engine/deadline.rs",
-            "        if is_settled(node_state) || kind_of(node_state) != Kind::Deadline {",
-            "        if kind_of(node_state) != Kind::Deadline {",
+            "        if is_settled(node_state) {",
+            "        if false {",
         )],
         cfgs: LoomCfg::BOTH,
         equivalent: None,
@@ -588,8 +588,8 @@ const MUTATIONS: &[Mutation] = &[
             ),
             (
                 "src/engine/deadline.rs",
-                "            self.release_ref(ins.cursor);\n            return;\n        }\n        loop {",
-                "            return;\n        }\n        loop {",
+                "            self.release_ref(ins.cursor);\n            self.release_ref(ins.node);\n",
+                "            self.release_ref(ins.node);\n",
             ),
             (
                 "src/engine/deadline.rs",
@@ -612,6 +612,40 @@ const MUTATIONS: &[Mutation] = &[
                 "",
             ),
         ],
+        cfgs: LoomCfg::BOTH,
+        equivalent: None,
+    },
+    Mutation {
+        id: "q",
+        what: "a paused deadline insertion does not pin its new owner (deadline.rs lane_insert, resume_insert, inserted)",
+        edits: &[
+            (
+                "src/engine/deadline.rs",
+                "            self.slot(i).add_ref();\n            let (_, tail) = self.lane(0);",
+                "            let (_, tail) = self.lane(0);",
+            ),
+            (
+                "src/engine/deadline.rs",
+                "            self.release_ref(ins.node);\n            return;",
+                "            return;",
+            ),
+            (
+                "src/engine/deadline.rs",
+                "        self.queued(i);\n        self.release_ref(i);",
+                "        self.queued(i);",
+            ),
+        ],
+        cfgs: LoomCfg::BOTH,
+        equivalent: None,
+    },
+    Mutation {
+        id: "r",
+        what: "a paused deadline insertion starting over links before the tail even when the tail is earlier (deadline.rs resume_insert)",
+        edits: &[(
+            "src/engine/deadline.rs",
+            "                if tail == NONE || self.dl(tail) <= d {",
+            "                if tail == NONE {",
+        )],
         cfgs: LoomCfg::BOTH,
         equivalent: None,
     },
