@@ -76,6 +76,21 @@ fn check(c: &mut Criterion) {
     // the check rows against.
     let mut g = c.benchmark_group("floor");
     g.bench_function("black_box_ctx", |b| b.iter(|| black_box(leaf)));
+    // What `create_cancel/timeout` pays beyond `create_cancel/cancel` before any deadline
+    // bookkeeping: one reading of the default clock (`StdClock`, `Instant::now()`), and for
+    // comparison the cheapest reading of the x86 time-stamp counter that is still ordered after
+    // earlier loads (`lfence; rdtsc`: what a clock monotonic across threads would need at least).
+    g.bench_function("clock_now", |b| b.iter(|| black_box(CREATE.now())));
+    #[cfg(target_arch = "x86_64")]
+    g.bench_function("lfence_rdtsc", |b| {
+        b.iter(|| {
+            // SAFETY: `lfence` and `rdtsc` have no memory effects; every x86_64 CPU has both.
+            black_box(unsafe {
+                core::arch::x86_64::_mm_lfence();
+                core::arch::x86_64::_rdtsc()
+            })
+        })
+    });
     g.finish();
     assert!(!leaf.is_done() && !view.is_done());
     drop((d1, d10, dl));

@@ -974,6 +974,35 @@ fn xml_escape(s: &str) -> String {
 // The report
 // ---------------------------------------------------------------------------------------------
 
+/// What `create_cancel/timeout` costs at least: `create_cancel/cancel` plus one reading of the
+/// default clock, beside the cheapest ordered reading of the time-stamp counter.
+fn timeout_floor(d: &Data) -> Option<String> {
+    let cancel = WORKLOADS
+        .iter()
+        .position(|w| w.id == "create_cancel/cancel")
+        .and_then(|k| d.main[k].0)?;
+    let clock = d.clock.0?;
+    let mut line = format!(
+        "Floor of `create_cancel/timeout` before any deadline bookkeeping: \
+         `create_cancel/cancel` {} + one reading of the default clock (`floor/clock_now`, \
+         `StdClock`, `Instant::now()`) {} = {}.",
+        human(cancel.ns),
+        human(clock.ns),
+        human(cancel.ns + clock.ns)
+    );
+    if let Some(tsc) = d.clock.1 {
+        let _ = write!(
+            line,
+            " The cheapest reading of the time-stamp counter still ordered after earlier loads \
+             (`floor/lfence_rdtsc`, the least a clock monotonic across threads needs) is {}: \
+             {} with it.",
+            human(tsc.ns),
+            human(cancel.ns + tsc.ns)
+        );
+    }
+    Some(line)
+}
+
 /// Everything the report shows, read from the result files.
 struct Data {
     /// stopwire, tokio-util for each workload of [`WORKLOADS`].
@@ -984,6 +1013,8 @@ struct Data {
     grpc: (Option<Median>, Option<Median>),
     deadline: Option<DeadlineFire>,
     floor: Option<Median>,
+    /// `floor/clock_now`, `floor/lfence_rdtsc`.
+    clock: (Option<Median>, Option<Median>),
     peers: Option<PeersFile>,
     /// Where criterion's results were read, and where `peers.json` was.
     criterion_dirs: Vec<PathBuf>,
@@ -1177,6 +1208,7 @@ fn read_data(dirs: &[PathBuf]) -> Result<Data> {
         grpc: (med(GRPC.0)?, med(GRPC.1)?),
         deadline: read_deadline_fire()?,
         floor: med("floor/black_box_ctx")?,
+        clock: (med("floor/clock_now")?, med("floor/lfence_rdtsc")?),
         peers,
         criterion_dirs: dirs.to_vec(),
         peers_path,
@@ -1522,6 +1554,9 @@ fn markdown(d: &Data, date: &str) -> String {
              view, no check): {} per iteration; the stopwire check rows include it.",
             human(f.ns)
         );
+    }
+    if let Some(line) = timeout_floor(d) {
+        let _ = writeln!(md, "\n{line}");
     }
     md.push_str("\n## Waiting\n\n");
     md.push_str(&waiting_table(d, true));
@@ -2301,6 +2336,7 @@ mod tests {
                 load: Some(("0.10 0.20 0.30".into(), "0.40 0.30 0.30".into())),
             }),
             floor: None,
+            clock: (None, None),
             peers: Some(sample_peers()),
             criterion_dirs: Vec::new(),
             peers_path: None,
