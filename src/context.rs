@@ -163,20 +163,23 @@ impl<'a> Ctx<'a> {
     /// a clock.
     #[track_caller]
     pub fn with_deadline(&self, at: u64) -> Result<OwnedCtx<'a>, Error> {
-        self.own_timed(self.arena.with_deadline_cause(self.handle, at, 0))
+        self.drive_deadlines();
+        self.own(self.arena.with_deadline_cause(self.handle, at, 0))
     }
 
     /// As [`Ctx::with_deadline`], recording `cause` if the deadline fires (SPEC K5).
     #[track_caller]
     pub fn with_deadline_cause(&self, at: u64, cause: NonZeroU32) -> Result<OwnedCtx<'a>, Error> {
-        self.own_timed(self.arena.with_deadline_cause(self.handle, at, cause.get()))
+        self.drive_deadlines();
+        self.own(self.arena.with_deadline_cause(self.handle, at, cause.get()))
     }
 
     /// A child that is done `ticks` from now (Go's `WithTimeout`, SPEC D1). On the default host
     /// clock a tick is a microsecond.
     #[track_caller]
     pub fn with_timeout(&self, ticks: u64) -> Result<OwnedCtx<'a>, Error> {
-        self.own_timed(self.arena.with_timeout_cause(self.handle, ticks, 0))
+        self.drive_deadlines();
+        self.own(self.arena.with_timeout_cause(self.handle, ticks, 0))
     }
 
     /// A child that is done `d` from now: [`Ctx::with_timeout`] with `d` converted to ticks of the
@@ -210,21 +213,21 @@ impl<'a> Ctx<'a> {
     /// As [`Ctx::with_timeout`], recording `cause` if the deadline fires (SPEC K5).
     #[track_caller]
     pub fn with_timeout_cause(&self, ticks: u64, cause: NonZeroU32) -> Result<OwnedCtx<'a>, Error> {
-        self.own_timed(
+        self.drive_deadlines();
+        self.own(
             self.arena
                 .with_timeout_cause(self.handle, ticks, cause.get()),
         )
     }
 
-    /// [`Ctx::own`] for a context with a deadline: on hosts, makes sure the arena's deadline
-    /// driver runs (it starts by itself for arenas in a `static`, SPEC N1).
-    #[track_caller]
-    fn own_timed(&self, r: Result<Handle, Error>) -> Result<OwnedCtx<'a>, Error> {
+    /// Before a context with a deadline is created: on hosts, makes sure the arena's deadline
+    /// driver runs (it starts by itself for arenas in a `static`, SPEC N1), so that even the
+    /// first deadline is the driver's to expire (and its checks read no clock). One relaxed load
+    /// once it runs.
+    #[inline]
+    fn drive_deadlines(&self) {
         #[cfg(all(feature = "std", not(loom)))]
-        if r.is_ok() {
-            crate::wait::driver::ensure(self.arena);
-        }
-        self.own(r)
+        crate::wait::driver::ensure(self.arena);
     }
 
     /// A child carrying `key = value` (Go's `WithValue`, SPEC V1). For request-scoped data such

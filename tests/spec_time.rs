@@ -122,20 +122,22 @@ static ASKED_ARENA: Arena<8> = Arena::with_clock(&ASKED);
 
 /// T2 with D5 and N1: on an arena a real-time driver serves, expiry is a state change the driver
 /// makes, so a check of a context with a deadline is the plain check: it asks the clock nothing
-/// (neither a reading nor its rate), as a check without a deadline. A context created before the
-/// driver started (here: the first deadline of this static arena, which starts it) keeps asking.
+/// (neither a reading nor its rate), as a check without a deadline. `Ctx` starts the driver of a
+/// `static` arena before its first deadline, so that one is served too; a context created before
+/// any driver ran (here through the raw API, which starts none) keeps asking.
 #[test]
 fn t2_under_a_real_time_driver_a_deadline_check_asks_the_clock_nothing() {
     let a: &'static ArenaView = &ASKED_ARENA;
-    let before = a.background().with_timeout(3_600_000_000).unwrap();
+    let before = a
+        .with_timeout_cause(Handle::BACKGROUND, 3_600_000_000, 0)
+        .unwrap();
     let asked = asked_here();
-    assert!(!before.is_done());
+    assert!(!a.is_done(before));
     assert!(
         asked_here() > asked,
-        "created before the driver started: its checks still ask the clock"
+        "created before any driver ran: its checks ask the clock"
     );
-    a.drive(); // started already by the first deadline of this static arena; idempotent
-    let ctx = a.background().with_timeout(3_600_000_000).unwrap();
+    let ctx = a.background().with_timeout(3_600_000_000).unwrap(); // starts the driver first
     let child = ctx.with_cancel().unwrap();
     let asked = asked_here();
     for _ in 0..1_000 {
@@ -146,7 +148,8 @@ fn t2_under_a_real_time_driver_a_deadline_check_asks_the_clock_nothing() {
     ctx.cancel();
     assert_eq!(ctx.err(), Err(Error::Canceled));
     assert_eq!(child.err(), Err(Error::Canceled));
-    drop((before, ctx, child));
+    a.release(before).unwrap();
+    drop((ctx, child));
     assert_eq!(a.stats().in_use, 0);
 }
 

@@ -182,7 +182,7 @@ pub unsafe extern "C" fn sw_with_deadline_cause_at(
     // SAFETY: forwarded contracts on `out` and `site`.
     unsafe {
         create(out, || {
-            timed(at(site).with_deadline_cause(parent.into(), deadline, cause))
+            timed(|| at(site).with_deadline_cause(parent.into(), deadline, cause))
         })
     }
 }
@@ -217,7 +217,7 @@ pub unsafe extern "C" fn sw_with_timeout_cause_at(
     // SAFETY: forwarded contracts on `out` and `site`.
     unsafe {
         create(out, || {
-            timed(at(site).with_timeout_cause(parent.into(), ticks, cause))
+            timed(|| at(site).with_timeout_cause(parent.into(), ticks, cause))
         })
     }
 }
@@ -280,12 +280,12 @@ pub unsafe extern "C" fn sw_without_cancel_at(
     unsafe { create(out, || at(site).without_cancel(parent.into())) }
 }
 
-/// A context with a deadline was created: on hosts, make sure the C arena's deadline driver thread
-/// runs, so that the deadline fires by itself (SPEC N1: no set-up in C). Cheap once it runs.
-fn timed(r: Result<Handle, Error>) -> Result<Handle, Error> {
+/// Creates a context with a deadline with `make`: on hosts, first makes sure the C arena's
+/// deadline driver thread runs, so that the deadline fires by itself (SPEC N1: no set-up in C),
+/// and so that even the first deadline is the driver's to expire (checks of it then read no
+/// clock). Cheap once it runs.
+fn timed(make: impl FnOnce() -> Result<Handle, Error>) -> Result<Handle, Error> {
     #[cfg(feature = "std")]
-    if r.is_ok() {
-        ARENA.drive();
-    }
-    r
+    ARENA.drive();
+    make()
 }
