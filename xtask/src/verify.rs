@@ -649,6 +649,28 @@ const MUTATIONS: &[Mutation] = &[
         cfgs: LoomCfg::BOTH,
         equivalent: None,
     },
+    Mutation {
+        id: "s",
+        what: "a walk marks every node with a deadline with plain stores, as if no check wrote it (walk.rs mark_deadline ignores CLOCKED)",
+        edits: &[(
+            "src/engine/walk.rs",
+            "        if s & CLOCKED == 0 {\n            // No check compares this deadline",
+            "        if true {\n            // No check compares this deadline",
+        )],
+        cfgs: LoomCfg::BOTH,
+        equivalent: None,
+    },
+    Mutation {
+        id: "t",
+        what: "no context is CLOCKED: checks never compare a deadline with the clock (tree.rs create)",
+        edits: &[(
+            "src/engine/tree.rs",
+            "                Some(_) if CLOCKED == HAS_DL || self.arena.checks_read_clock() => HAS_DL | CLOCKED,",
+            "                Some(_) if false => HAS_DL | CLOCKED,",
+        )],
+        cfgs: LoomCfg::BOTH,
+        equivalent: None,
+    },
 ];
 
 /// What the package needs to build its loom test (copied into the mutation tree).
