@@ -158,6 +158,10 @@ pub(crate) struct Header {
     /// `DRIVEN_*`: read lock-free by checks (Relaxed: a stale value only makes a check read the
     /// clock once more, or skip it while a driver that was just attached already runs).
     pub(crate) driven: AtomicU32,
+    /// The host driver looked whether this arena is a `static` (to start its driver without
+    /// being asked), and it is not: it does not look again at every deadline.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) not_static: core::sync::atomic::AtomicBool,
     /// The tick until which the deadline driver sleeps (`u64::MAX`: until woken).
     pub(crate) driver_until: Ticks,
     /// The driver's waker, woken when a deadline earlier than `driver_until` is created. Only
@@ -198,6 +202,8 @@ macro_rules! header_new {
             high_water: AtomicU32::new(0),
             full_count: AtomicU32::new(0),
             driven: AtomicU32::new(DRIVEN_NONE),
+            #[cfg(all(feature = "std", not(loom)))]
+            not_static: core::sync::atomic::AtomicBool::new(false),
             driver_until: Ticks::with(u64::MAX),
             driver_waker: UnsafeCell::new(None),
             #[cfg(feature = "diagnostics")]

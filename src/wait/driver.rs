@@ -102,11 +102,12 @@ pub(crate) fn real_duration(arena: &ArenaView, ticks: u64) -> Option<Duration> {
     ))
 }
 
-/// Starts the driver of `arena` after a deadline was created on it, if it lives in a `static`
-/// (module docs). Cheap when it runs already: one relaxed load.
+/// Starts the driver of `arena` before a deadline is created on it, if it lives in a `static`
+/// (module docs). Cheap when it runs already, or once the arena was found not to be a `static`:
+/// two relaxed loads.
 #[inline]
 pub(crate) fn ensure(arena: &ArenaView) {
-    if arena.header.driven.load(Relaxed) != DRIVEN_NONE {
+    if arena.header.driven.load(Relaxed) != DRIVEN_NONE || arena.header.not_static.load(Relaxed) {
         return;
     }
     ensure_slow(arena);
@@ -116,13 +117,18 @@ pub(crate) fn ensure(arena: &ArenaView) {
 fn ensure_slow(arena: &ArenaView) {
     // Only clocks that follow real time: arenas on virtual clocks (tests, simulations) are driven
     // when asked ([`ArenaView::drive`]), so that a test decides when its deadlines are expired.
-    if arena.clock().ticks_per_second().is_some()
-        && is_static(core::ptr::from_ref(arena).cast::<u8>() as usize)
-    {
+    if arena.clock().ticks_per_second().is_none() {
+        return;
+    }
+    // Where the arena lies does not change: looked at once (`dl_iterate_phdr` walks the headers
+    // of every loaded object).
+    if is_static(core::ptr::from_ref(arena).cast::<u8>() as usize) {
         // SAFETY: the arena lies in a writable segment of a loaded object: it is a `static`, which
         // is never moved or dropped, so a `'static` reference to it is valid (module docs).
         let arena: &'static ArenaView = unsafe { &*core::ptr::from_ref(arena) };
         arena.drive();
+    } else {
+        arena.header.not_static.store(true, Relaxed);
     }
 }
 
