@@ -34,10 +34,11 @@
 //!   these nodes.
 //! - I3. `refs` of a slot counts its allocated children in any state (registrations included,
 //!   until they have run or been stopped), plus one for each walk or reclamation paused at it
-//!   between two locked steps. A slot is reclaimed when it has no `HANDLE` and `refs == 0`. So a
-//!   released node's ancestors live as long as any descendant is held (SPEC A5, V3), a paused
-//!   walk's cursor is never reclaimed or reused under it (docs/design.md 3, 4), and nothing else
-//!   keeps a slot.
+//!   between two locked steps, and one for each deadline insertion paused with it as its cursor
+//!   or as the owner it inserts. A slot is reclaimed when it has no `HANDLE` and `refs == 0`. So
+//!   a released node's ancestors live as long as any descendant is held (SPEC A5, V3), a paused
+//!   walk's cursor and a paused insertion's cursor and owner are never reclaimed or reused under
+//!   them (docs/design.md 3, 4, 7), and nothing else keeps a slot.
 //! - I4. A settled node (`ERR` 1 or 2) has no children in its list: the walk that settled it
 //!   drained the list (children created under it meanwhile are born settled, SPEC C7), except
 //!   while that walk is still in progress below it.

@@ -66,7 +66,7 @@
 //! | `links` | linked in a child list: next and previous sibling; settled: the cause (kept while free, for checks of released handles); a claimed callback: next in its walk's dispatch list |
 //! | `parent` | parent slot, or `NONE` for children of a root and registrations on roots or detached contexts |
 //! | `first_child` | allocated: head of the list of children not yet reached by a walk; free: next free slot |
-//! | `refs` | what still needs this slot: allocated children in any state, registrations until run or stopped, and a walk or reclamation paused at this node between two locked sections (I3) |
+//! | `refs` | what still needs this slot: allocated children in any state, registrations until run or stopped, a walk or reclamation paused at this node between two locked sections, and a deadline insertion paused with this node as its cursor or its new owner (I3) |
 //! | `dl_owner` | with `HAS_DL`: the slot of the deadline owner whose deadline this is (itself for an owner); its cause is the one an expiry records (K5), found in O(1) |
 //! | `payload` | value node: key, value. Deadline owner: cause, deadline-lane links. Callback: function, data |
 //! | `waiters` | head of the list of threads and futures waiting for this node ([`crate::engine::waiter`]) |
