@@ -91,66 +91,72 @@ fn t2_checks_take_no_lock() {
     drop(e);
 }
 
-/// A real-time clock (it has a rate, so a driver sleeps by it) that counts every question asked
-/// of it, per thread (the driver thread asks it too, whenever it likes).
-struct AskedClock {
-    ticks: AtomicU64,
-}
-thread_local! {
-    static ASKED_HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-fn asked_here() -> usize {
-    ASKED_HERE.with(std::cell::Cell::get)
-}
-fn ask() {
-    ASKED_HERE.with(|c| c.set(c.get() + 1));
-}
-impl Clock for AskedClock {
-    fn now(&self) -> u64 {
-        ask();
-        self.ticks.load(SeqCst)
-    }
-    fn ticks_per_second(&self) -> Option<u64> {
-        ask();
-        Some(1_000_000)
-    }
-}
-static ASKED: AskedClock = AskedClock {
-    ticks: AtomicU64::new(1_000),
-};
-static ASKED_ARENA: Arena<8> = Arena::with_clock(&ASKED);
+/// The host driver exists only with feature `std`.
+#[cfg(feature = "std")]
+mod under_a_driver {
+    use super::*;
 
-/// T2 with D5 and N1: on an arena a real-time driver serves, expiry is a state change the driver
-/// makes, so a check of a context with a deadline is the plain check: it asks the clock nothing
-/// (neither a reading nor its rate), as a check without a deadline. `Ctx` starts the driver of a
-/// `static` arena before its first deadline, so that one is served too; a context created before
-/// any driver ran (here through the raw API, which starts none) keeps asking.
-#[test]
-fn t2_under_a_real_time_driver_a_deadline_check_asks_the_clock_nothing() {
-    let a: &'static ArenaView = &ASKED_ARENA;
-    let before = a
-        .with_timeout_cause(Handle::BACKGROUND, 3_600_000_000, 0)
-        .unwrap();
-    let asked = asked_here();
-    assert!(!a.is_done(before));
-    assert!(
-        asked_here() > asked,
-        "created before any driver ran: its checks ask the clock"
-    );
-    let ctx = a.background().with_timeout(3_600_000_000).unwrap(); // starts the driver first
-    let child = ctx.with_cancel().unwrap();
-    let asked = asked_here();
-    for _ in 0..1_000 {
-        assert!(!ctx.is_done() && !child.is_done());
-        assert_eq!(ctx.err(), Ok(()));
+    /// A real-time clock (it has a rate, so a driver sleeps by it) that counts every question asked
+    /// of it, per thread (the driver thread asks it too, whenever it likes).
+    struct AskedClock {
+        ticks: AtomicU64,
     }
-    assert_eq!(asked_here(), asked, "checks asked the clock");
-    ctx.cancel();
-    assert_eq!(ctx.err(), Err(Error::Canceled));
-    assert_eq!(child.err(), Err(Error::Canceled));
-    a.release(before).unwrap();
-    drop((ctx, child));
-    assert_eq!(a.stats().in_use, 0);
+    thread_local! {
+        static ASKED_HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    fn asked_here() -> usize {
+        ASKED_HERE.with(std::cell::Cell::get)
+    }
+    fn ask() {
+        ASKED_HERE.with(|c| c.set(c.get() + 1));
+    }
+    impl Clock for AskedClock {
+        fn now(&self) -> u64 {
+            ask();
+            self.ticks.load(SeqCst)
+        }
+        fn ticks_per_second(&self) -> Option<u64> {
+            ask();
+            Some(1_000_000)
+        }
+    }
+    static ASKED: AskedClock = AskedClock {
+        ticks: AtomicU64::new(1_000),
+    };
+    static ASKED_ARENA: Arena<8> = Arena::with_clock(&ASKED);
+
+    /// T2 with D5 and N1: on an arena a real-time driver serves, expiry is a state change the driver
+    /// makes, so a check of a context with a deadline is the plain check: it asks the clock nothing
+    /// (neither a reading nor its rate), as a check without a deadline. `Ctx` starts the driver of a
+    /// `static` arena before its first deadline, so that one is served too; a context created before
+    /// any driver ran (here through the raw API, which starts none) keeps asking.
+    #[test]
+    fn t2_under_a_real_time_driver_a_deadline_check_asks_the_clock_nothing() {
+        let a: &'static ArenaView = &ASKED_ARENA;
+        let before = a
+            .with_timeout_cause(Handle::BACKGROUND, 3_600_000_000, 0)
+            .unwrap();
+        let asked = asked_here();
+        assert!(!a.is_done(before));
+        assert!(
+            asked_here() > asked,
+            "created before any driver ran: its checks ask the clock"
+        );
+        let ctx = a.background().with_timeout(3_600_000_000).unwrap(); // starts the driver first
+        let child = ctx.with_cancel().unwrap();
+        let asked = asked_here();
+        for _ in 0..1_000 {
+            assert!(!ctx.is_done() && !child.is_done());
+            assert_eq!(ctx.err(), Ok(()));
+        }
+        assert_eq!(asked_here(), asked, "checks asked the clock");
+        ctx.cancel();
+        assert_eq!(ctx.err(), Err(Error::Canceled));
+        assert_eq!(child.err(), Err(Error::Canceled));
+        a.release(before).unwrap();
+        drop((ctx, child));
+        assert_eq!(a.stats().in_use, 0);
+    }
 }
 
 #[test]
