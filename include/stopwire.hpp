@@ -340,11 +340,12 @@ inline sw_stats stats() noexcept {
 #if defined(STOPWIRE_HAS_STOP_TOKEN)
 
 /* A std::stop_source that is stopped when a context is done (at once if it already is). Keep the
- * object alive as long as the bridge should work; tokens from get_token() stay valid after. */
+ * object alive as long as the bridge should work; tokens from get_token() stay valid after.
+ * `site` (SW_SITE, or NULL) is the creation site sw_dump reports for its registration. */
 class done_source {
 public:
-    explicit done_source(ctx_ref ctx) noexcept
-        : reg_(ctx.after_func([src = source_]() mutable noexcept { src.request_stop(); })) {}
+    explicit done_source(ctx_ref ctx, const sw_site* site = nullptr) noexcept
+        : reg_(ctx.after_func([src = source_]() mutable noexcept { src.request_stop(); }, site)) {}
     std::stop_token get_token() const noexcept { return source_.get_token(); }
     std::stop_source& source() noexcept { return source_; }
     sw_status status() const noexcept { return reg_.status(); }
@@ -355,7 +356,8 @@ private:
 };
 
 /* A child context of `parent` that is canceled (cause `cause`, 0 = none) when `token` is
- * stopped: at once if it already is. Neither copyable nor movable (std::stop_callback is not). */
+ * stopped: at once if it already is. Neither copyable nor movable (std::stop_callback is not).
+ * `site` (SW_SITE, or NULL) is the creation site sw_dump reports for it. */
 class token_context {
     struct canceler {
         sw_ctx h;
@@ -366,8 +368,9 @@ class token_context {
     };
 
 public:
-    token_context(ctx_ref parent, std::stop_token token, std::uint32_t cause = 0) noexcept
-        : ctx_(parent.with_cancel()) {
+    token_context(ctx_ref parent, std::stop_token token, std::uint32_t cause = 0,
+                  const sw_site* site = nullptr) noexcept
+        : ctx_(parent.with_cancel(site)) {
         if (ctx_) cb_.emplace(std::move(token), canceler{ctx_.handle(), cause});
     }
     token_context(const token_context&) = delete;

@@ -6,6 +6,7 @@
 #endif
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <stop_token>
 #include <thread>
@@ -123,7 +124,38 @@ static void jthread_stop_cancels_the_context_of_its_work() {
     CHECK(saw_done.load());
 }
 
+// SPEC A6: both adapters record the creation site they are given (SW_SITE), as sw_dump reports.
+struct lines_seen {
+    unsigned ours = 0;
+    unsigned reg_line = 0, ctx_line = 0;
+};
+
+static void count_ours(const sw_live* e, void* userdata) {
+    auto* seen = static_cast<lines_seen*>(userdata);
+    if (e->file_len == std::strlen(__FILE__) && std::memcmp(e->file, __FILE__, e->file_len) == 0) {
+        seen->ours++;
+        if (e->line == seen->reg_line || e->line == seen->ctx_line) seen->ours += 100;
+    }
+}
+
+static void a6_adapters_record_the_site_they_are_given() {
+    stopwire::context job = stopwire::background().with_cancel();
+    std::stop_source src;
+    unsigned reg_line = __LINE__ + 1;
+    stopwire::done_source bridge(job, SW_SITE);
+    unsigned ctx_line = __LINE__ + 1;
+    stopwire::token_context tc(job, src.get_token(), 0, SW_SITE);
+    CHECK_EQ(bridge.status(), SW_OK);
+    CHECK(static_cast<bool>(tc));
+    lines_seen seen;
+    seen.reg_line = reg_line;
+    seen.ctx_line = ctx_line;
+    (void)sw_dump(count_ours, &seen);
+    CHECK_EQ(seen.ours, 202u); /* two entries of this file, each on its own line */
+}
+
 static const struct sw_test stop_token_tests[] = {
+    {"a6_adapters_record_the_site_they_are_given", a6_adapters_record_the_site_they_are_given},
     {"n1_done_source_requests_stop_at_a_deadline_with_no_expire_call",
      n1_done_source_requests_stop_at_a_deadline_with_no_expire_call},
     {"done_source_stops_when_the_context_is_canceled",
