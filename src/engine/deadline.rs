@@ -178,12 +178,11 @@ impl Tree<'_> {
                 "only an equal deadline is placed after its owner"
             );
             let (next, _) = self.links(above);
+            // `lane_link` needs the lane only to move one of its ends: here, when `above` is a tail.
             let l = if next == NONE {
-                (0..LANES)
-                    .find(|&l| self.lane(l).1 == above)
-                    .expect("a queued owner with no next is a lane's tail")
+                self.lane_ending_at(above)
             } else {
-                0 // a middle position: `lane_link` touches no lane end
+                0
             };
             self.lane_link(l, i, above, next);
             self.queued(i);
@@ -301,23 +300,24 @@ impl Tree<'_> {
         }
     }
 
+    /// The lane of queued owner `i`, which is at one of its ends (owners keep no lane number).
+    fn lane_ending_at(&self, i: Idx) -> usize {
+        (0..LANES)
+            .find(|&l| {
+                let (head, tail) = self.lane(l);
+                head == i || tail == i
+            })
+            .expect("a queued owner at an end of a list is a lane's head or tail")
+    }
+
     /// Removes owner `i` from its lane, if it is in one (I5).
     pub(crate) fn lane_remove(&mut self, i: Idx) {
         let (next, prev) = self.links(i);
         if next == NOT_QUEUED {
             return;
         }
-        let l = if prev == NONE || next == NONE {
-            (0..LANES)
-                .find(|&l| {
-                    let (head, tail) = self.lane(l);
-                    head == i || tail == i
-                })
-                .expect("a queued owner at an end of a list is a lane's head or tail")
-        } else {
-            0
-        };
         if prev == NONE || next == NONE {
+            let l = self.lane_ending_at(i);
             let (mut head, mut tail) = self.lane(l);
             if prev == NONE {
                 head = next;

@@ -227,12 +227,18 @@ impl Tree<'_> {
         let s = self.state(i);
         if s & HAS_DL == 0 {
             // No deadline (so not a deadline owner either): no lock-free check writes this node.
-            let slot = self.slot(i);
-            slot.set_cause(cause);
-            slot.state.store(with_err(s, err), Release);
-            return err;
+            return self.mark_plain(i, s, err, cause);
         }
         self.mark_deadline(i, s, err, cause)
+    }
+
+    /// Marks node `i` (loaded as `s`), which no lock-free check writes, with plain stores.
+    #[inline]
+    fn mark_plain(&self, i: Idx, s: State, err: State, cause: u32) -> State {
+        let slot = self.slot(i);
+        slot.set_cause(cause);
+        slot.state.store(with_err(s, err), Release);
+        err
     }
 
     /// [`Tree::mark`] for a node with a deadline.
@@ -252,9 +258,7 @@ impl Tree<'_> {
         }
         if s & CLOCKED == 0 {
             // No check compares this deadline with the clock, nor writes this node (module docs).
-            slot.set_cause(cause);
-            slot.state.store(with_err(s, err), Release);
-            return err;
+            return self.mark_plain(i, s, err, cause);
         }
         self.mark_deadline_node(i, s, err, cause)
     }
