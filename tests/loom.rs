@@ -509,10 +509,7 @@ fn loom_c2_a5_walk_paused_inside_a_subtree_vs_its_release() {
             if let Err(e) = a.audit() {
                 panic!("audit after the race: {e}");
             }
-            for h in newcomers.into_iter().chain([root]) {
-                a.release(h).unwrap();
-            }
-            assert_eq!(a.stats().in_use, 0, "A5: every slot back");
+            release_all(&a, newcomers.into_iter().chain([root]));
         },
     );
 }
@@ -542,6 +539,14 @@ fn spanning_lanes(a: &stopwire::ArenaView, parent: Handle) -> Vec<(u64, Handle)>
             (d, a.with_deadline_cause(p, d, 0).unwrap())
         })
         .collect()
+}
+
+/// Releases every context of `hs`, the last handles on the arena: then every slot is back (A5).
+fn release_all(a: &stopwire::ArenaView, hs: impl IntoIterator<Item = Handle>) {
+    for h in hs {
+        a.release(h).unwrap();
+    }
+    assert_eq!(a.stats().in_use, 0, "A5: every slot back");
 }
 
 /// After a race: the audit holds (I5: the lanes hold exactly the pending owners, each lane in
@@ -595,10 +600,7 @@ fn loom_t3_i3_i5_paused_insert_vs_release_of_its_cursor() {
             assert_eq!(a.err(cursor.1), Err(Error::Stale));
             owners.extend([(SCAN_NEW, new), (10, newcomer)]);
             lanes_in_order(&a, owners.clone());
-            for (_, h) in owners {
-                a.release(h).unwrap();
-            }
-            assert_eq!(a.stats().in_use, 0, "A5: every slot back");
+            release_all(&a, owners.iter().map(|&(_, h)| h));
         },
     );
 }
@@ -624,10 +626,7 @@ fn loom_t3_i5_paused_insert_vs_cancel_of_the_new_owner() {
             assert_eq!(a.err(new), Err(Error::Canceled), "C7 or C2");
             assert_eq!(a.cause(new).unwrap().map(|c| c.get()), Some(5));
             lanes_in_order(&a, owners.clone());
-            for h in owners.iter().map(|&(_, h)| h).chain([new, parent]) {
-                a.release(h).unwrap();
-            }
-            assert_eq!(a.stats().in_use, 0, "A5: every slot back");
+            release_all(&a, owners.iter().map(|&(_, h)| h).chain([new, parent]));
         },
     );
 }
@@ -660,10 +659,7 @@ fn loom_t3_i5_paused_insert_vs_cancel_of_every_later_owner_of_its_lane() {
             }
             pending.push((SCAN_NEW, new));
             lanes_in_order(&a, pending);
-            for h in owners.iter().map(|&(_, h)| h).chain([new, parent]) {
-                a.release(h).unwrap();
-            }
-            assert_eq!(a.stats().in_use, 0, "A5: every slot back");
+            release_all(&a, owners.iter().map(|&(_, h)| h).chain([new, parent]));
         },
     );
 }
@@ -711,10 +707,7 @@ fn loom_t1_a2_i5_paused_insert_vs_release_of_the_new_owner() {
                 owners.push((SCAN_NEW, new));
             }
             lanes_in_order(&a, owners.clone());
-            for (_, h) in owners {
-                a.release(h).unwrap();
-            }
-            assert_eq!(a.stats().in_use, 0, "A5: every slot back");
+            release_all(&a, owners.iter().map(|&(_, h)| h));
         },
     );
 }

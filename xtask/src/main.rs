@@ -167,6 +167,11 @@ fn check() -> Result {
     Ok(())
 }
 
+/// `cargo test -p stopwire` with `args`.
+fn stopwire_test(args: &[&str]) -> Result<Counts> {
+    run(cmd("cargo", &[&["test", "-p", "stopwire"], args].concat()))
+}
+
 /// Every test, in the order a failure is cheapest to find.
 fn test() -> Result<Counts> {
     ensure_nightly(&["miri", "rust-src"])?;
@@ -175,47 +180,29 @@ fn test() -> Result<Counts> {
     // Host tests with the default features (spin lock, std clock), then without `std` (the
     // critical-section lock of the microcontroller builds, on the host's std implementation).
     counts.add(run(cmd("cargo", &["test", "--workspace"]))?);
-    counts.add(run(cmd(
-        "cargo",
-        &[
-            "test",
-            "-p",
-            "stopwire",
-            "--no-default-features",
-            "--tests",
-            "--lib",
-        ],
-    ))?);
+    counts.add(stopwire_test(&[
+        "--no-default-features",
+        "--tests",
+        "--lib",
+    ])?);
     // Leak diagnostics as firmware builds them (no `std`: the critical-section lock, no default
     // clock), then with `log` (full arena and leaks logged), the async group under
     // embassy-executor.
-    counts.add(run(cmd(
-        "cargo",
-        &[
-            "test",
-            "-p",
-            "stopwire",
-            "--no-default-features",
-            "--features",
-            "diagnostics",
-            "--test",
-            "diagnostics",
-        ],
-    ))?);
-    counts.add(run(cmd(
-        "cargo",
-        &[
-            "test",
-            "-p",
-            "stopwire",
-            "--features",
-            "log,embassy",
-            "--test",
-            "diagnostics",
-            "--test",
-            "group",
-        ],
-    ))?);
+    counts.add(stopwire_test(&[
+        "--no-default-features",
+        "--features",
+        "diagnostics",
+        "--test",
+        "diagnostics",
+    ])?);
+    counts.add(stopwire_test(&[
+        "--features",
+        "log,embassy",
+        "--test",
+        "diagnostics",
+        "--test",
+        "group",
+    ])?);
     // Miri over the unit tests and the Miri-sized subset of the rule tests.
     let mut miri = cmd(
         "cargo",
