@@ -131,7 +131,7 @@ mod under_a_driver {
     /// `static` arena before its first deadline, so that one is served too; a context created before
     /// any driver ran (here through the raw API, which starts none) keeps asking.
     #[test]
-    fn t2_under_a_real_time_driver_a_deadline_check_asks_the_clock_nothing() {
+    fn t2_d5_under_a_real_time_driver_a_deadline_check_asks_the_clock_nothing() {
         let a: &'static ArenaView = &ASKED_ARENA;
         let before = a
             .with_timeout_cause(Handle::BACKGROUND, 3_600_000_000, 0)
@@ -369,7 +369,7 @@ fn t5_expire_counts_each_deadline_context_once() {
 /// once put the child at the head of a lane before its parent's (found by the differential model
 /// test, seed 1460220275): `expire` then handled the child first and counted both.
 #[test]
-fn t5_an_equal_deadline_below_an_owner_is_done_with_it_whatever_the_queue_layout() {
+fn t5_d2_an_equal_deadline_below_an_owner_is_done_with_it_whatever_the_queue_layout() {
     let clk = clock(0);
     let a = arena::<16>(clk);
     let u = a.background().with_deadline(30).unwrap(); // lane 0
